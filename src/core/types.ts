@@ -26,6 +26,8 @@ export interface Unit {
   position?: LonLat;
   /** Incident the unit is committed to (offered / en_route / on_scene). */
   incidentId?: string;
+  /** The capability of the package the unit fills at that incident. */
+  role?: Capability;
   /** Time the current commitment started (used to estimate progress of en-route units). */
   since?: number;
 }

@@ -16,7 +16,9 @@ export interface AreaProperties {
 export interface AreaFeature {
   type: 'Feature';
   properties: AreaProperties;
-  geometry: { type: 'Polygon'; coordinates: LonLat[][] } | { type: 'MultiPolygon'; coordinates: LonLat[][][] };
+  geometry:
+    | { type: 'Polygon'; coordinates: LonLat[][] }
+    | { type: 'MultiPolygon'; coordinates: LonLat[][][] };
 }
 
 export interface AreaCollection {

@@ -1,0 +1,116 @@
+// Turns a solved row → column mapping into a Decision: assignments with explanations a
+// dispatcher can read, pre-emptions, unserved slots with their reasons, and the objective.
+
+import { addServed, emptyObjective } from './objective.ts';
+import { type Column, crossesJurisdiction, type Row } from './model.ts';
+import type { AssignmentAlternative, AssignmentDecision, Decision, SolverStats, UnservedSlot } from './types.ts';
+
+/** A unit considered for a row, with its ETA and cost. */
+export interface Candidate {
+  col: Column;
+  etaS: number;
+  cost: number;
+}
+
+export function fmtS(s: number): string {
+  const t = Math.round(Math.abs(s));
+  const m = Math.floor(t / 60);
+  const r = t % 60;
+  return `${s < 0 ? '-' : ''}${m}m${String(r).padStart(2, '0')}s`;
+}
+
+export interface Solved {
+  rows: Row[];
+  /** Column chosen per row, null = unserved. */
+  chosen: (Candidate | null)[];
+  /** Candidates examined per row, for explanations (any order). */
+  candidates: Candidate[][];
+  /** Capable units that exist at all per capability (free or not), for unserved reasons. */
+  capableTotal: (cap: string) => number;
+  stats: SolverStats;
+}
+
+function altReason(alt: Candidate, chosen: Candidate, takenBy: Map<Column, Row>, self: Row): string {
+  const other = takenBy.get(alt.col);
+  if (other && other !== self) {
+    const tag = other.incident.id === self.incident.id ? 'another slot of this incident' : other.incident.id;
+    return `reserved for ${tag} (priority ${other.priority}, ETA ${fmtS(alt.etaS)} there)`;
+  }
+  const parts: string[] = [];
+  if (alt.etaS > chosen.etaS) parts.push(`ETA ${fmtS(alt.etaS)}, ${fmtS(alt.etaS - chosen.etaS)} slower`);
+  else parts.push(`ETA ${fmtS(alt.etaS)}`);
+  if (crossesJurisdiction(self, alt.col)) parts.push('outside its home sub-district');
+  if (alt.col.boundFor) parts.push(`would pre-empt ${alt.col.boundFor.id}`);
+  if (alt.etaS <= chosen.etaS) parts.push('costlier overall for the open incidents together');
+  return parts.join('; ');
+}
+
+function unservedReason(r: Row, cands: Candidate[], takenBy: Map<Column, Row>, total: number): string {
+  if (total === 0) return `no unit with capability ${r.capability} exists`;
+  if (cands.length === 0) return `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`;
+  const holders = new Set<string>();
+  for (const c of cands) {
+    const o = takenBy.get(c.col);
+    if (o) holders.add(`${o.incident.id} (P${o.priority})`);
+  }
+  if (r.group >= 0) return `joint force not complete: all ${Object.keys(r.type.requires).join('+')} units or none`;
+  return holders.size > 0
+    ? `capable units reserved for ${[...holders].slice(0, 3).join(', ')}`
+    : `no free ${r.capability} unit within reach`;
+}
+
+export function assemble(solved: Solved, now: number, altCount: number): Decision {
+  const { rows, chosen, candidates } = solved;
+  const takenBy = new Map<Column, Row>();
+  rows.forEach((r, i) => {
+    const c = chosen[i];
+    if (c) takenBy.set(c.col, r);
+  });
+  const objective = emptyObjective();
+  const assignments: AssignmentDecision[] = [];
+  const unserved: UnservedSlot[] = [];
+  const preemptions: Decision['preemptions'] = [];
+  rows.forEach((r, i) => {
+    const c = chosen[i];
+    const cands = candidates[i] ?? [];
+    if (!c) {
+      objective.unservedWeight += r.weight;
+      unserved.push({
+        incidentId: r.incident.id,
+        capability: r.capability,
+        reason: unservedReason(r, cands, takenBy, solved.capableTotal(r.capability)),
+      });
+      return;
+    }
+    addServed(objective, r.weight, c.etaS, r.slackS);
+    const alternatives: AssignmentAlternative[] = cands
+      .filter((a) => a.col !== c.col)
+      .sort((a, b) => a.etaS - b.etaS || (a.col.unit.id < b.col.unit.id ? -1 : 1))
+      .slice(0, altCount)
+      .map((a) => ({ unitId: a.col.unit.id, etaS: a.etaS, reason: altReason(a, c, takenBy, r) }));
+    const lateS = Math.max(0, c.etaS - r.slackS);
+    const nearer = cands.filter((a) => a.etaS < c.etaS).length;
+    const rank = nearer === 0 ? `nearest capable ${r.capability}` : `${r.capability} (${nearer} nearer, see alternatives)`;
+    const timing = lateS > 0 ? `late by ${fmtS(lateS)}` : `${fmtS(r.slackS - c.etaS)} inside target`;
+    const pre = c.col.boundFor ? `; pre-empted from ${c.col.boundFor.id} (P${c.col.boundPriority})` : '';
+    assignments.push({
+      incidentId: r.incident.id,
+      unitId: c.col.unit.id,
+      capability: r.capability,
+      etaS: c.etaS,
+      ...(c.col.boundFor ? { preemptedFrom: c.col.boundFor.id } : {}),
+      crossesJurisdiction: crossesJurisdiction(r, c.col),
+      explanation: {
+        summary: `${c.col.unit.id}: ${rank}, ETA ${fmtS(c.etaS)}, ${timing}${pre}`,
+        etaS: c.etaS,
+        targetS: r.type.targetS,
+        lateS,
+        alternatives,
+      },
+    });
+    if (c.col.boundFor) {
+      preemptions.push({ unitId: c.col.unit.id, fromIncidentId: c.col.boundFor.id, toIncidentId: r.incident.id });
+    }
+  });
+  return { now, assignments, preemptions, unserved, objective, stats: solved.stats };
+}

@@ -1,0 +1,403 @@
+// The optimal policy: all open slots against all eligible units at once.
+//  1. greedy first — a valid answer always exists if the budget runs out;
+//  2. nearest candidates per slot from the spatial index, exact sparse assignment;
+//  3. a dual certificate: slot r's dual u_r bounds what it would pay; every unit left off its
+//     list costs at least the lower bound of the next-nearest one, and column duals are ≤ 0,
+//     so if that bound ≥ u_r no left-off unit can improve the optimum. Rows that fail get
+//     their lists doubled; when supply is scarce and many fail, the dense solver takes all;
+//  4. joint forces that must be complete but came out half-served: their component is
+//     solved exactly as an integer program (or, past its time limit, the package is held back
+//     and the rest re-solved).
+
+import { type Candidate, type Solved } from './decision.ts';
+import { solveGreedy } from './greedy.ts';
+import { type Column, edgeCost, eligible, etaS, type Pool, type Row } from './model.ts';
+import { LATE_FACTOR, slotCost } from './objective.ts';
+import type { PassInput } from './passes.ts';
+import { solveDense } from './solver/lap-dense.ts';
+import { type LapBudget, solveSparse } from './solver/lap.ts';
+import { leastPrices } from './solver/prices.ts';
+import { solveAssignmentIlp, type IlpProblem } from './solver/ilp.ts';
+
+/** Failing-row and sparse-unserved shares above which the dense solver replaces widening. */
+const DENSE_SWITCH_SHARE = 0.25;
+const DENSE_SWITCH_UNSERVED = 0.05;
+/** Largest dense matrix (rows × columns) the dense path will allocate. */
+const DENSE_MAX_CELLS = 25_000_000;
+const MAX_WIDEN_ROUNDS = 12;
+const IP_TIMEOUT_MS = 2000;
+
+interface RowList {
+  cands: Candidate[];
+  /** Lower bound on the cost of sending r any eligible unit not in cands. */
+  restCost: number;
+  k: number;
+}
+
+/** Lists may be cut at this multiple of the slot's price, leaving room for prices to rise. */
+const PRICE_MARGIN = 1.1;
+
+class WorkBudget {
+  used = 0;
+  constructor(private readonly input: PassInput) {}
+  forLap(): LapBudget {
+    const b = this.input.ctx.budget;
+    return {
+      maxWork: b?.maxWork === undefined ? undefined : Math.max(0, b.maxWork - this.used),
+      expired: b?.expired,
+    };
+  }
+  expired(): boolean {
+    const b = this.input.ctx.budget;
+    return (b?.maxWork !== undefined && this.used >= b.maxWork) || !!b?.expired?.();
+  }
+}
+
+const NONE_LEFT = Number.POSITIVE_INFINITY;
+
+/** The cost bound of a slot for units whose ETA is at least etaLowerBoundS. */
+function boundCost(r: Row, etaLowerBoundS: number, maxEtaS: number): number {
+  // Units beyond the ETA cap are never candidates, so nothing is left to bound.
+  return etaLowerBoundS > maxEtaS ? NONE_LEFT : slotCost(r.weight, etaLowerBoundS, r.slackS);
+}
+
+function pools(r: Row, input: PassInput): Pool[] {
+  return r.immediate && input.index.count(r.capability, 'preempt') > 0 ? ['free', 'preempt'] : ['free'];
+}
+
+/** The k nearest units of each pool the slot may draw on. */
+function listFor(r: Row, k: number, input: PassInput, forced: boolean): RowList {
+  if (forced) return { cands: [], restCost: NONE_LEFT, k };
+  const { index, options, ctx } = input;
+  const cands: Candidate[] = [];
+  let restCost = NONE_LEFT;
+  for (const pool of pools(r, input)) {
+    const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
+    const found = index.nearest(r.capability, pool, r.incident.location, k, ctx.travel, filter);
+    for (const c of found.cols) {
+      const eta = etaS(r, c, ctx.travel);
+      if (eta <= options.maxEtaS) cands.push({ col: c, etaS: eta, cost: edgeCost(r, c, eta, options) });
+    }
+    restCost = Math.min(restCost, boundCost(r, found.restLowerBoundS, options.maxEtaS));
+  }
+  return { cands, restCost, k };
+}
+
+/** Smallest ETA at which serving r costs at least `price` (slot costs rise with ETA). */
+function etaForCost(r: Row, price: number): number {
+  const perW = price / r.weight;
+  const slack = Math.max(0, r.slackS);
+  // cost/w = eta + LATE_FACTOR·max(0, eta − slack), inverted piecewise.
+  if (perW <= slack) return perW;
+  return (perW + LATE_FACTOR * slack) / (LATE_FACTOR + 1);
+}
+
+/**
+ * The list that certifies slot r at price `price` with room to spare: every unit that costs
+ * less than PRICE_MARGIN × price. One box query per pool reaches the distance at which the
+ * pool's ETA lower bound makes any unit that expensive; units inside the box but above the
+ * cut stay off the list, and the cut itself bounds them.
+ */
+function widenFor(r: Row, price: number, input: PassInput): RowList {
+  const { index, options, ctx } = input;
+  const cut = price * PRICE_MARGIN;
+  const needEta = Math.min(etaForCost(r, cut), options.maxEtaS) + 1;
+  const cands: Candidate[] = [];
+  let restCost = cut;
+  for (const pool of pools(r, input)) {
+    // Distance at which the pool's ETA lower bound reaches needEta: doubling, then bisection.
+    const lb = (d: number) => index.lowerBoundEtaS(r.capability, pool, d, ctx.travel);
+    let hi = 100;
+    while (lb(hi) < needEta && hi < 2.1e7) hi *= 2;
+    let lo = 0;
+    for (let it = 0; it < 40 && hi - lo > 1; it++) {
+      const mid = (lo + hi) / 2;
+      if (lb(mid) < needEta) lo = mid;
+      else hi = mid;
+    }
+    const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
+    const found = index.within(r.capability, pool, r.incident.location, hi, ctx.travel, filter);
+    for (const c of found.cols) {
+      const eta = etaS(r, c, ctx.travel);
+      if (eta > options.maxEtaS) continue;
+      const cost = edgeCost(r, c, eta, options);
+      if (cost < cut) cands.push({ col: c, etaS: eta, cost });
+    }
+    restCost = Math.min(restCost, boundCost(r, found.restLowerBoundS, options.maxEtaS));
+  }
+  return { cands, restCost, k: Math.max(options.initialK, cands.length) };
+}
+
+function allFor(r: Row, input: PassInput): Candidate[] {
+  const { index, options, ctx } = input;
+  const out: Candidate[] = [];
+  for (const pool of ['free', 'preempt'] as const) {
+    for (const c of index.all(r.capability, pool)) {
+      if (!eligible(r, c)) continue;
+      const eta = etaS(r, c, ctx.travel);
+      if (eta <= options.maxEtaS) out.push({ col: c, etaS: eta, cost: edgeCost(r, c, eta, options) });
+    }
+  }
+  return out;
+}
+
+interface LapOutcome {
+  chosen: (Candidate | null)[];
+  lists: Candidate[][];
+  widenRounds: number;
+  dense: boolean;
+}
+
+/** Exact assignment of the rows (forced rows stay unserved), certified against all units. */
+function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudget): LapOutcome | null {
+  const { rows, cols, options } = input;
+  const nCols = cols.length;
+  const lists: RowList[] = rows.map((r) => listFor(r, options.initialK, input, forced.has(r.index)));
+  for (let round = 0; round <= MAX_WIDEN_ROUNDS; round++) {
+    let nnz = 0;
+    for (const l of lists) nnz += l.cands.length + 1;
+    const rowStart = new Int32Array(rows.length + 1);
+    const col = new Int32Array(nnz);
+    const cost = new Float64Array(nnz);
+    let e = 0;
+    rows.forEach((r, i) => {
+      rowStart[i] = e;
+      for (const c of lists[i].cands) {
+        col[e] = c.col.index;
+        cost[e++] = c.cost;
+      }
+      col[e] = nCols + i; // the row's private "unserved" column
+      cost[e++] = r.unservedCost;
+    });
+    rowStart[rows.length] = e;
+    const problem = { nRows: rows.length, nCols: nCols + rows.length, rowStart, col, cost };
+    const res = solveSparse(problem, budget.forLap());
+    if (globalThis.process?.env.DEBUG_LAP) console.error(JSON.stringify({ rowStart: [...rowStart], col: [...col], cost: [...cost] }), res);
+    if (!res) return null;
+    budget.used += res.work;
+    // The least prices give the smallest row duals, hence the shortest lists that certify.
+    const least = leastPrices(problem, res.rowToCol, res.colToRow, 50 * nnz);
+    budget.used += least?.work ?? 0;
+    const u = least?.u ?? res.u;
+    const failing: number[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      // Every unit off the list costs at least restCost, and unit prices are ≥ 0.
+      if (lists[i].restCost < u[i] - 1e-9 * Math.max(1, Math.abs(u[i]))) failing.push(i);
+    }
+    if (failing.length === 0) {
+      const chosen = rows.map((_, i) => {
+        const j = res.rowToCol[i];
+        return j < nCols ? (lists[i].cands.find((c) => c.col.index === j) ?? null) : null;
+      });
+      return { chosen, lists: lists.map((l) => l.cands), widenRounds: round, dense: false };
+    }
+    // Scarce supply shows as many slots left unserved by the sparse lists: go dense at once.
+    let unservedRows = 0;
+    for (let i = 0; i < rows.length; i++) if (res.rowToCol[i] >= nCols) unservedRows++;
+    const scarce = unservedRows > DENSE_SWITCH_UNSERVED * rows.length && failing.length > DENSE_SWITCH_SHARE * rows.length;
+    if (scarce && rows.length * nCols <= DENSE_MAX_CELLS) return solveAllDense(input, forced, budget, round + 1);
+    // Each failing slot gets every unit that could beat its current price; prices only fall
+    // as lists grow, so a few rounds certify the whole assignment.
+    if (globalThis.process?.env.DEBUG_CERT) console.error(`round ${round} nnz ${nnz} failing ${failing.length} work ${res.work}`);
+    // A slot left unserved inflates the prices of everyone chained to it (its price is the
+    // unserved penalty): give those slots more of their nearest units first; once all are
+    // served, widen the rest to every unit that could beat their price.
+    const unservedFailing = failing.filter((i) => res.rowToCol[i] >= nCols);
+    if (unservedFailing.length > 0) {
+      for (const i of unservedFailing) lists[i] = listFor(rows[i], lists[i].k * 4, input, false);
+    } else {
+      for (const i of failing) lists[i] = widenFor(rows[i], u[i], input);
+    }
+  }
+  return solveAllDense(input, forced, budget, MAX_WIDEN_ROUNDS + 1);
+}
+
+/** Scarce supply: every row against every eligible unit. Exact by construction. */
+function solveAllDense(input: PassInput, forced: Set<number>, budget: WorkBudget, rounds: number): LapOutcome | null {
+  const { rows, cols } = input;
+  const nCols = cols.length;
+  const cost = new Float64Array(rows.length * nCols).fill(Number.POSITIVE_INFINITY);
+  const unserved = new Float64Array(rows.length);
+  const lists: Candidate[][] = rows.map((r, i) => {
+    unserved[i] = r.unservedCost;
+    if (forced.has(r.index)) return [];
+    const all = allFor(r, input);
+    for (const c of all) cost[i * nCols + c.col.index] = c.cost;
+    return all;
+  });
+  const res = solveDense(rows.length, nCols, cost, unserved, budget.forLap());
+  if (!res) return null;
+  budget.used += res.work;
+  const chosen = rows.map((_, i) => {
+    const j = res.rowToCol[i];
+    return j >= 0 ? (lists[i].find((c) => c.col.index === j) ?? null) : null;
+  });
+  return { chosen, lists, widenRounds: rounds, dense: true };
+}
+
+/** Groups (all-or-nothing packages) with some slots served and some not. */
+function partialGroups(rows: Row[], chosen: (Candidate | null)[]): Set<number> {
+  const served = new Map<number, [number, number]>();
+  rows.forEach((r, i) => {
+    if (r.group < 0) return;
+    const s = served.get(r.group) ?? [0, 0];
+    s[chosen[i] ? 0 : 1]++;
+    served.set(r.group, s);
+  });
+  const out = new Set<number>();
+  for (const [g, [yes, no]] of served) if (yes > 0 && no > 0) out.add(g);
+  return out;
+}
+
+/**
+ * The rows to re-optimise as an integer program: partial packages plus every row reachable
+ * from them through shared units (`listOf` gives a row's units, `rowsOf` a unit's rows),
+ * or null when it exceeds the variable limit.
+ */
+function component(
+  input: PassInput,
+  partial: Set<number>,
+  listOf: (i: number) => Candidate[],
+  rowsOf: (c: Column) => number[],
+): number[] | null {
+  const { rows, options } = input;
+  const inComp = new Set<number>();
+  const seenCols = new Set<Column>();
+  const queue: number[] = [];
+  const add = (i: number) => {
+    if (inComp.has(i)) return;
+    inComp.add(i);
+    queue.push(i);
+    const g = rows[i].group;
+    if (g >= 0) for (const r of rows) if (r.group === g) add(r.index);
+  };
+  for (const r of rows) if (partial.has(r.group)) add(r.index);
+  let vars = 0;
+  while (queue.length > 0) {
+    const i = queue.shift()!;
+    const l = listOf(i);
+    vars += l.length + 1;
+    if (vars > options.ipMaxVariables) return null;
+    for (const c of l) {
+      if (seenCols.has(c.col)) continue;
+      seenCols.add(c.col);
+      for (const o of rowsOf(c.col)) add(o);
+    }
+  }
+  return [...inComp].sort((a, b) => a - b);
+}
+
+function repairPackages(input: PassInput, outcome: LapOutcome, budget: WorkBudget): { ok: boolean; ip: number } {
+  const { rows, options, ctx } = input;
+  const partial = partialGroups(rows, outcome.chosen);
+  if (partial.size === 0) return { ok: true, ip: 0 };
+  // Over full eligibility the component is exact; if that is too large, use the certified lists.
+  const fullCache = new Map<number, Candidate[]>();
+  const fullOf = (i: number) => {
+    let l = fullCache.get(i);
+    if (!l) fullCache.set(i, (l = allFor(rows[i], input)));
+    return l;
+  };
+  const rowsByCap = new Map<string, Row[]>();
+  for (const r of rows) rowsByCap.set(r.capability, [...(rowsByCap.get(r.capability) ?? []), r]);
+  const fullRowsOf = (c: Column) =>
+    c.unit.capabilities.flatMap((cap) =>
+      (rowsByCap.get(cap) ?? [])
+        .filter((r) => eligible(r, c) && etaS(r, c, ctx.travel) <= options.maxEtaS)
+        .map((r) => r.index),
+    );
+  const listRows = new Map<Column, number[]>();
+  outcome.lists.forEach((l, i) => {
+    for (const c of l) listRows.set(c.col, [...(listRows.get(c.col) ?? []), i]);
+  });
+  let listOf = fullOf;
+  let comp = component(input, partial, fullOf, fullRowsOf);
+  if (!comp) {
+    listOf = (i) => outcome.lists[i];
+    comp = component(input, partial, listOf, (c) => listRows.get(c) ?? []);
+  }
+  if (!comp) return { ok: false, ip: 0 };
+  const inComp = new Set(comp);
+  const fixedCols = new Set<Column>();
+  outcome.chosen.forEach((c, i) => {
+    if (c && !inComp.has(i)) fixedCols.add(c.col);
+  });
+  const colIds = new Map<Column, number>();
+  const edges: IlpProblem['edges'] = [];
+  const edgeCand: Candidate[] = [];
+  comp.forEach((ri, local) => {
+    for (const c of listOf(ri)) {
+      if (fixedCols.has(c.col)) continue;
+      let id = colIds.get(c.col);
+      if (id === undefined) colIds.set(c.col, (id = colIds.size));
+      edges.push({ row: local, col: id, cost: c.cost });
+      edgeCand.push(c);
+    }
+  });
+  const problem: IlpProblem = {
+    rows: comp.map((ri) => ({
+      weightCost: rows[ri].unservedCost,
+      ...(rows[ri].group >= 0 ? { group: rows[ri].group } : {}),
+    })),
+    nCols: colIds.size,
+    edges,
+  };
+  budget.used += edges.length;
+  const sol = solveAssignmentIlp(problem, { timeoutMs: IP_TIMEOUT_MS });
+  if (!sol) return { ok: false, ip: 1 };
+  const pick = new Map<string, Candidate>();
+  edges.forEach((e, k) => pick.set(`${e.row}:${e.col}`, edgeCand[k]));
+  comp.forEach((ri, local) => {
+    const j = sol.rowToCol[local];
+    outcome.chosen[ri] = j < 0 ? null : (pick.get(`${local}:${j}`) ?? null);
+    outcome.lists[ri] = listOf(ri);
+  });
+  return { ok: true, ip: 1 };
+}
+
+export function solveOptimal(input: PassInput): Solved {
+  const budget = new WorkBudget(input);
+  // Anytime: with a deadline, a valid greedy answer is ready before the exact search starts.
+  const greedy = input.ctx.budget ? solveGreedy(input) : null;
+  budget.used = greedy?.stats.work ?? 0;
+  const fallback = (): Solved => {
+    const g = greedy ?? solveGreedy(input);
+    return { ...g, stats: { ...g.stats, policy: 'optimal', exact: false } };
+  };
+  const forced = new Set<number>();
+  let ipComponents = 0;
+  let widenRounds = 0;
+  let dense = false;
+  // Each round holds back at least one more package, so this terminates.
+  for (;;) {
+    if (budget.expired()) return fallback();
+    const outcome = solveCertified(input, forced, budget);
+    if (!outcome) return fallback();
+    widenRounds += outcome.widenRounds;
+    dense ||= outcome.dense;
+    const repair = repairPackages(input, outcome, budget);
+    ipComponents += repair.ip;
+    if (!repair.ok) {
+      for (const g of partialGroups(input.rows, outcome.chosen)) {
+        for (const r of input.rows) if (r.group === g) forced.add(r.index);
+      }
+      continue;
+    }
+    return {
+      rows: input.rows,
+      chosen: outcome.chosen,
+      candidates: outcome.lists,
+      capableTotal: input.capableTotal,
+      stats: {
+        policy: 'optimal',
+        rows: input.rows.length,
+        candidates: outcome.lists.reduce((s, l) => s + l.length, 0),
+        widenRounds,
+        dense,
+        ipComponents,
+        exact: true,
+        work: budget.used,
+      },
+    };
+  }
+}

@@ -1,0 +1,222 @@
+// Checks of untrusted units, incidents and dispatch states. Whatever the input, the only
+// thing thrown is a CoreError naming the first wrong field; what comes back is a fresh,
+// normalised copy holding only the known fields, so callers may keep or mutate it freely.
+
+import type { CatalogIndex } from './catalog.ts';
+import { CoreError } from './errors.ts';
+import { isLonLat } from './geo.ts';
+import type { DispatchState, Incident, IncidentStatus, Priority, Unit, UnitStatus } from './types.ts';
+
+export const UNIT_STATUSES: readonly UnitStatus[] = [
+  'available',
+  'offered',
+  'en_route',
+  'on_scene',
+  'off_duty',
+  'out_of_service',
+];
+
+export const INCIDENT_STATUSES: readonly IncidentStatus[] = [
+  'queued',
+  'assigned',
+  'en_route',
+  'on_scene',
+  'resolved',
+  'closed',
+  'cancelled',
+];
+
+/** Statuses in which a unit is bound to an incident and so must name it. */
+const COMMITTED: ReadonlySet<UnitStatus> = new Set(['offered', 'en_route', 'on_scene']);
+
+/** Above any road vehicle or e-bike; a typo such as 4000 km/h would wreck every ETA. */
+export const MAX_SPEED_KMH = 300;
+
+export function validateUnits(units: unknown, path = 'units'): Unit[] {
+  const list = requireArray(units, path);
+  const seen = new Set<string>();
+  return list.map((raw, i) => {
+    const unit = validateUnit(raw, `${path}[${i}]`);
+    if (seen.has(unit.id)) {
+      throw new CoreError('DUPLICATE_ID', `${path}[${i}].id`, `duplicate unit id "${unit.id}"`);
+    }
+    seen.add(unit.id);
+    return unit;
+  });
+}
+
+function validateUnit(raw: unknown, path: string): Unit {
+  const o = requireRecord(raw, path);
+  const id = requireString(o.id, `${path}.id`);
+  const department = requireString(o.department, `${path}.department`);
+  const capabilities = requireStringList(o.capabilities, `${path}.capabilities`);
+  const home = requireLonLat(o.home, `${path}.home`);
+  const speedKmh = requireNumber(o.speedKmh, `${path}.speedKmh`);
+  if (!(speedKmh > 0 && speedKmh <= MAX_SPEED_KMH)) {
+    throw invalid(`${path}.speedKmh`, `must be > 0 and ≤ ${MAX_SPEED_KMH} km/h, got ${speedKmh}`);
+  }
+  const turnoutS = requireNumber(o.turnoutS, `${path}.turnoutS`);
+  if (turnoutS < 0) throw invalid(`${path}.turnoutS`, `must be ≥ 0, got ${turnoutS}`);
+  // Scenario and registration files carry no status: a unit loaded from them starts available.
+  const status =
+    o.status === undefined ? 'available' : requireOneOf(o.status, UNIT_STATUSES, `${path}.status`);
+
+  const unit: Unit = { id, department, capabilities, home, speedKmh, turnoutS, status };
+  if (o.homeArea !== undefined) unit.homeArea = requireString(o.homeArea, `${path}.homeArea`);
+  if (o.position !== undefined) unit.position = requireLonLat(o.position, `${path}.position`);
+  if (o.incidentId !== undefined) unit.incidentId = requireString(o.incidentId, `${path}.incidentId`);
+  if (o.role !== undefined) {
+    unit.role = requireString(o.role, `${path}.role`);
+    if (!capabilities.includes(unit.role)) {
+      throw invalid(`${path}.role`, `"${unit.role}" is not one of its capabilities`);
+    }
+  }
+  if (o.since !== undefined) unit.since = requireNumber(o.since, `${path}.since`);
+  if (COMMITTED.has(status) && unit.incidentId === undefined) {
+    throw invalid(`${path}.incidentId`, `required when status is ${status}`);
+  }
+  return unit;
+}
+
+export function validateIncidents(incidents: unknown, catalog: CatalogIndex, path = 'incidents'): Incident[] {
+  const list = requireArray(incidents, path);
+  const seen = new Set<string>();
+  return list.map((raw, i) => {
+    const incident = validateIncident(raw, catalog, `${path}[${i}]`);
+    if (seen.has(incident.id)) {
+      throw new CoreError('DUPLICATE_ID', `${path}[${i}].id`, `duplicate incident id "${incident.id}"`);
+    }
+    seen.add(incident.id);
+    return incident;
+  });
+}
+
+function validateIncident(raw: unknown, catalog: CatalogIndex, path: string): Incident {
+  const o = requireRecord(raw, path);
+  const id = requireString(o.id, `${path}.id`);
+  const type = requireString(o.type, `${path}.type`);
+  if (!catalog.get(type)) {
+    throw new CoreError(
+      'UNKNOWN_INCIDENT_TYPE',
+      `${path}.type`,
+      `incident type "${type}" is not in the catalogue`,
+    );
+  }
+  const location = requireLonLat(o.location, `${path}.location`);
+  const reportedAt = requireNumber(o.reportedAt, `${path}.reportedAt`);
+  // A freshly reported incident has no status yet: it waits in the queue.
+  const status =
+    o.status === undefined ? 'queued' : requireOneOf(o.status, INCIDENT_STATUSES, `${path}.status`);
+
+  const incident: Incident = { id, type, location, reportedAt, status };
+  if (o.cell !== undefined) incident.cell = requireString(o.cell, `${path}.cell`);
+  if (o.area !== undefined) incident.area = requireString(o.area, `${path}.area`);
+  if (o.priority !== undefined) incident.priority = requirePriority(o.priority, `${path}.priority`);
+  if (o.assignedUnitIds !== undefined) {
+    const ids = requireArray(o.assignedUnitIds, `${path}.assignedUnitIds`);
+    incident.assignedUnitIds = ids.map((u, j) => requireString(u, `${path}.assignedUnitIds[${j}]`));
+    if (new Set(incident.assignedUnitIds).size !== ids.length) {
+      throw invalid(`${path}.assignedUnitIds`, 'lists a unit twice');
+    }
+  }
+  return incident;
+}
+
+/**
+ * A whole state: its units and incidents. References between them are not required to
+ * resolve: a caller may pass only the open incidents while a unit still clears a resolved one,
+ * and the optimiser treats a unit bound for an absent incident as not pre-emptible.
+ */
+export function validateState(state: unknown, catalog: CatalogIndex, path = 'state'): DispatchState {
+  const o = requireRecord(state, path);
+  return {
+    units: validateUnits(o.units, `${path}.units`),
+    incidents: validateIncidents(o.incidents, catalog, `${path}.incidents`),
+  };
+}
+
+// ---- small checks shared by the core's validators (catalogue, areas, roads) ----
+
+export function invalid(field: string, message: string): CoreError {
+  return new CoreError('INVALID_FIELD', field, message);
+}
+
+/** A short, never-throwing description of a bad value for error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+    case 'number':
+      return String(v);
+    case 'undefined':
+      return 'nothing';
+    case 'object':
+      return 'an object';
+    default:
+      return `a ${typeof v}`;
+  }
+}
+
+export function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+export function requireRecord(x: unknown, path: string): Record<string, unknown> {
+  if (!isRecord(x)) throw invalid(path, `must be an object, got ${describe(x)}`);
+  return x;
+}
+
+export function requireArray(x: unknown, path: string): unknown[] {
+  if (!Array.isArray(x)) throw invalid(path, `must be an array, got ${describe(x)}`);
+  return x;
+}
+
+/** A string with at least one non-blank character. */
+export function requireString(x: unknown, path: string): string {
+  if (typeof x !== 'string' || x.trim() === '') {
+    throw invalid(path, `must be a non-empty string, got ${describe(x)}`);
+  }
+  return x;
+}
+
+/** A finite number (NaN and ±Infinity refused). */
+export function requireNumber(x: unknown, path: string): number {
+  if (typeof x !== 'number' || !Number.isFinite(x)) {
+    throw invalid(path, `must be a finite number, got ${describe(x)}`);
+  }
+  return x;
+}
+
+export function requireBoolean(x: unknown, path: string): boolean {
+  if (typeof x !== 'boolean') throw invalid(path, `must be true or false, got ${describe(x)}`);
+  return x;
+}
+
+export function requirePriority(x: unknown, path: string): Priority {
+  if (x !== 1 && x !== 2 && x !== 3 && x !== 4) {
+    throw invalid(path, `must be an integer 1..4, got ${describe(x)}`);
+  }
+  return x;
+}
+
+export function requireLonLat(x: unknown, path: string): [number, number] {
+  if (!isLonLat(x)) throw invalid(path, `must be [lon, lat] with lon in [-180, 180] and lat in [-90, 90]`);
+  return [x[0], x[1]];
+}
+
+/** A non-empty list of non-empty strings; repeats are dropped, first occurrence kept. */
+export function requireStringList(x: unknown, path: string): string[] {
+  const list = requireArray(x, path);
+  if (list.length === 0) throw invalid(path, 'must not be empty');
+  const out = list.map((s, i) => requireString(s, `${path}[${i}]`));
+  return [...new Set(out)];
+}
+
+export function requireOneOf<T extends string>(x: unknown, allowed: readonly T[], path: string): T {
+  if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) {
+    throw invalid(path, `must be one of ${allowed.join(', ')}, got ${describe(x)}`);
+  }
+  return x as T;
+}

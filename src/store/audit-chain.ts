@@ -1,0 +1,209 @@
+// Tamper-evident audit chain: pure functions shared by every Store adapter and by
+// `dispatch audit verify`. Each audit row carries the hash of the previous row; a row's
+// own hash is sha256 (or HMAC-sha256 when a key is configured) over the canonical JSON
+// of its content plus that previous hash. Editing a row breaks its own hash, deleting a
+// row leaves a gap in `seq`, rewriting a row with a fresh hash breaks the next link, and
+// truncating the tail is caught against the recorded chain head.
+
+import { createHash, createHmac } from 'node:crypto';
+
+/** prev_hash of the first row. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hashed content of one audit row. `at` is an ISO 8601 UTC string with milliseconds. */
+export interface AuditRowContent {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  data: unknown;
+}
+
+export interface AuditRow extends AuditRowContent {
+  prevHash: string;
+  hash: string;
+}
+
+/** The last link as recorded outside the rows (the audit_head table). */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export type ChainVerdict =
+  | { ok: true; rows: number; headSeq: number; headHash: string }
+  | { ok: false; brokenAt: number; reason: string; rows: number };
+
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code unit order, no whitespace, `undefined`
+ * members dropped, non-finite numbers as null (as JSON.stringify does). Two values that
+ * survive a JSON (or jsonb) round trip equal produce the same string.
+ */
+export function canonicalJson(value: unknown): string {
+  return serialise(value, new Set());
+}
+
+function serialise(value: unknown, seen: Set<object>): string {
+  if (value === null || value === undefined) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      return value.toString();
+    case 'object':
+      break;
+    default:
+      return 'null';
+  }
+  const obj = value as { toJSON?: () => unknown };
+  if (typeof obj.toJSON === 'function') return serialise(obj.toJSON(), seen);
+  if (seen.has(value)) throw new TypeError('canonicalJson: circular structure');
+  seen.add(value);
+  let out: string;
+  if (Array.isArray(value)) {
+    out = `[${value.map((v) => (v === undefined || typeof v === 'function' ? 'null' : serialise(v, seen))).join(',')}]`;
+  } else {
+    const rec = value as Record<string, unknown>;
+    const parts: string[] = [];
+    for (const k of Object.keys(rec).sort()) {
+      const v = rec[k];
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+      parts.push(`${JSON.stringify(k)}:${serialise(v, seen)}`);
+    }
+    out = `{${parts.join(',')}}`;
+  }
+  seen.delete(value);
+  return out;
+}
+
+/** Normalises a value the way a jsonb column would hand it back (JSON round trip). */
+export function jsonNormalise(value: unknown): unknown {
+  if (value === undefined) return null;
+  return JSON.parse(JSON.stringify(value) ?? 'null');
+}
+
+/** Normalises a timestamp to the ISO string that is hashed (millisecond precision, UTC). */
+export function auditTime(at: Date | string | number): string {
+  const d = at instanceof Date ? at : typeof at === 'number' ? new Date(Math.round(at * 1000)) : new Date(at);
+  if (Number.isNaN(d.getTime())) throw new RangeError(`auditTime: invalid time ${String(at)}`);
+  return d.toISOString();
+}
+
+/** Hash of one row given the previous row's hash. `key` switches to HMAC-sha256. */
+export function hashAuditRow(prevHash: string, row: AuditRowContent, key?: string): string {
+  const text = canonicalJson({
+    seq: row.seq,
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    subject: row.subject,
+    data: row.data ?? null,
+    prevHash,
+  });
+  const h = key ? createHmac('sha256', key) : createHash('sha256');
+  return h.update(text, 'utf8').digest('hex');
+}
+
+/**
+ * Incremental verifier for rows fed in ascending `seq` order (so a store can stream
+ * pages). `push` returns the first failure and keeps returning it afterwards.
+ */
+export class ChainVerifier {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  private checked = 0;
+  private failure: Extract<ChainVerdict, { ok: false }> | undefined;
+
+  constructor(private readonly key?: string) {}
+
+  get rows(): number {
+    return this.checked;
+  }
+
+  push(row: AuditRow): Extract<ChainVerdict, { ok: false }> | undefined {
+    if (this.failure) return this.failure;
+    if (row.seq !== this.expectedSeq) {
+      if (row.seq > this.expectedSeq) {
+        const missing =
+          row.seq - 1 === this.expectedSeq ? `${this.expectedSeq}` : `${this.expectedSeq}..${row.seq - 1}`;
+        return this.fail(this.expectedSeq, `row ${missing} missing (next row present is ${row.seq})`);
+      }
+      return this.fail(row.seq, `row ${row.seq} out of order or duplicated (expected ${this.expectedSeq})`);
+    }
+    if (row.prevHash !== this.prevHash) {
+      return this.fail(
+        row.seq,
+        row.seq === 1
+          ? 'prev_hash of the first row is not the genesis hash'
+          : `prev_hash does not match the hash of row ${row.seq - 1}`,
+      );
+    }
+    const expected = hashAuditRow(row.prevHash, row, this.key);
+    if (row.hash !== expected) {
+      return this.fail(row.seq, `hash mismatch: row ${row.seq} content was altered`);
+    }
+    this.prevHash = row.hash;
+    this.expectedSeq = row.seq + 1;
+    this.checked++;
+    return undefined;
+  }
+
+  /** Final verdict; `head` (when recorded) catches a truncated tail or a forged last row. */
+  finish(head?: ChainHead): ChainVerdict {
+    if (this.failure) return this.failure;
+    const lastSeq = this.expectedSeq - 1;
+    if (head) {
+      if (head.seq > lastSeq) {
+        const missing = head.seq === lastSeq + 1 ? `${head.seq}` : `${lastSeq + 1}..${head.seq}`;
+        return this.fail(lastSeq + 1, `row ${missing} missing: the chain head records seq ${head.seq}`);
+      }
+      if (head.seq < lastSeq) {
+        return this.fail(
+          head.seq + 1,
+          `row ${head.seq + 1} lies beyond the recorded chain head (${head.seq})`,
+        );
+      }
+      if (head.hash !== this.prevHash) {
+        return this.fail(lastSeq, `hash of row ${lastSeq} does not match the recorded chain head`);
+      }
+    }
+    return { ok: true, rows: this.checked, headSeq: lastSeq, headHash: this.prevHash };
+  }
+
+  private fail(brokenAt: number, reason: string): Extract<ChainVerdict, { ok: false }> {
+    this.failure = { ok: false, brokenAt, reason, rows: this.checked };
+    return this.failure;
+  }
+}
+
+/** Verifies a whole chain (rows sorted by seq here) and names the first broken link. */
+export function verifyChain(
+  rows: readonly AuditRow[],
+  opts: { head?: ChainHead; key?: string } = {},
+): ChainVerdict {
+  const v = new ChainVerifier(opts.key);
+  const sorted = [...rows].sort((a, b) => a.seq - b.seq);
+  for (const row of sorted) {
+    const f = v.push(row);
+    if (f) return f;
+  }
+  return v.finish(opts.head);
+}
+
+/** Builds the next row of a chain (used by every adapter when appending). */
+export function nextAuditRow(prev: ChainHead, content: Omit<AuditRowContent, 'seq'>, key?: string): AuditRow {
+  const row: AuditRowContent = { ...content, seq: prev.seq + 1 };
+  return { ...row, prevHash: prev.hash, hash: hashAuditRow(prev.hash, row, key) };
+}
+
+/** One line for `dispatch audit verify`. */
+export function formatChainVerdict(v: ChainVerdict): string {
+  return v.ok
+    ? `audit chain OK: ${v.rows} rows, head seq ${v.headSeq} (${v.headHash.slice(0, 16)}…)`
+    : `audit chain BROKEN at seq ${v.brokenAt}: ${v.reason} (${v.rows} rows verified before it)`;
+}

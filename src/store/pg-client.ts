@@ -1,0 +1,143 @@
+// SqlClient on a pg Pool (PostgreSQL server), plus helpers that create and drop a
+// throw-away database for test runs.
+
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts';
+
+export interface PgClientOptions {
+  connectionString: string;
+  /** Pool size (default 10). */
+  max?: number;
+  /** application_name reported to the server. */
+  applicationName?: string;
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+async function run<T>(q: Queryable, text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+  const res = await q.query(text, params as unknown[] | undefined);
+  return { rows: res.rows as T[], rowCount: res.rowCount ?? res.rows.length };
+}
+
+class PgTxClient implements SqlClient {
+  readonly dialect = 'postgres' as const;
+  readonly inTransaction = true;
+  constructor(
+    private readonly conn: pg.PoolClient,
+    private readonly depth: number,
+  ) {}
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    return run<T>(this.conn, text, params);
+  }
+  async exec(script: string): Promise<void> {
+    await this.conn.query(script);
+  }
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    const inner = new PgTxClient(this.conn, this.depth + 1);
+    return withSavepoint(this, this.depth + 1, () => fn(inner));
+  }
+  async close(): Promise<void> {
+    throw new Error('close() is not allowed inside a transaction');
+  }
+}
+
+export class PgClient implements SqlClient {
+  readonly dialect = 'postgres' as const;
+  readonly inTransaction = false;
+  readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(opts: PgClientOptions) {
+    this.pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.max ?? 10,
+      application_name: opts.applicationName ?? 'dispatch',
+    });
+    // An idle client losing its connection must not crash the process.
+    this.pool.on('error', () => {});
+  }
+
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    return run<T>(this.pool, text, params);
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.pool.query(script);
+  }
+
+  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    const conn = await this.pool.connect();
+    let broken = false;
+    try {
+      await conn.query('BEGIN');
+      try {
+        const out = await fn(new PgTxClient(conn, 0));
+        await conn.query('COMMIT');
+        return out;
+      } catch (err) {
+        try {
+          await conn.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        throw err;
+      }
+    } finally {
+      conn.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+/** Opens a pool on `connectionString`. */
+export function createPgClient(
+  connectionString: string,
+  opts: Omit<PgClientOptions, 'connectionString'> = {},
+) {
+  return new PgClient({ connectionString, ...opts });
+}
+
+/** Same server as `baseUrl`, another database name. */
+export function withDatabase(baseUrl: string, database: string): string {
+  const u = new URL(baseUrl);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * Creates `dispatch_test_<random>` (or `name`) on the server of `adminUrl` and returns its
+ * URL. Fails loudly when the server is unreachable.
+ */
+export async function createDatabase(
+  adminUrl: string,
+  name?: string,
+): Promise<{ name: string; url: string }> {
+  const dbName = name ?? `dispatch_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${quoteIdent(dbName)}`);
+  } finally {
+    await admin.end();
+  }
+  return { name: dbName, url: withDatabase(adminUrl, dbName) };
+}
+
+/** Drops a database created by createDatabase, disconnecting leftover sessions. */
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}

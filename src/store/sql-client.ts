@@ -1,0 +1,49 @@
+// A tiny SQL port so that one Store implementation runs on PostgreSQL (pg Pool) and on
+// PGlite (embedded). Parameters use $1..$n placeholders. Adapters hand back whatever
+// their driver parses (pg: int8 as string; PGlite: int8 as number), so callers normalise.
+
+export interface QueryResult<T> {
+  rows: T[];
+  /** Rows inserted, updated or deleted (or returned, for SELECT). */
+  rowCount: number;
+}
+
+export interface SqlClient {
+  readonly dialect: 'postgres' | 'pglite';
+  /** True on the client handed to a transaction callback. */
+  readonly inTransaction: boolean;
+  /** One statement with optional parameters. */
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /** A multi-statement script without parameters (migrations). */
+  exec(script: string): Promise<void>;
+  /**
+   * Runs `fn` in a transaction on one connection; commits when it resolves, rolls back when
+   * it throws. Called on a transaction client it opens a savepoint.
+   */
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  /** Closes the pool / database. Not allowed on a transaction client. */
+  close(): Promise<void>;
+}
+
+/** SQLSTATE of a driver error (pg and PGlite both expose `code`). */
+export function sqlState(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** Shared savepoint helper for nested transactions on a transaction client. */
+export async function withSavepoint<T>(tx: SqlClient, depth: number, fn: () => Promise<T>): Promise<T> {
+  const name = `sp_${depth}`;
+  await tx.query(`SAVEPOINT ${name}`);
+  try {
+    const out = await fn();
+    await tx.query(`RELEASE SAVEPOINT ${name}`);
+    return out;
+  } catch (err) {
+    await tx.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    throw err;
+  }
+}
