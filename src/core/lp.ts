@@ -110,7 +110,8 @@ const solver: LibSolver = (() => {
 
 /**
  * Solve a linear or mixed-integer model with javascript-lp-solver.
- * @param precision tableau precision (absolute tolerance); library default 1e-8.
+ * @param precision tableau precision (absolute tolerance). Default 1e-8 (the Tableau default; the
+ *   `Solve` doc comment says 1e-9).
  */
 export function solveLp(model: LpModel, precision?: number): LpResult {
   for (const name of Object.keys(model.variables)) {

@@ -146,8 +146,9 @@ export function crossesJurisdiction(r: Row, c: Column): boolean {
 /** Cost of sending c to r with ETA eta: the objective's slot cost plus documented penalties. */
 export function edgeCost(r: Row, c: Column, eta: number, options: DispatchOptions): number {
   let cost = slotCost(r.weight, eta, r.slackS);
-  if (crossesJurisdiction(r, c)) cost += r.weight * options.jurisdictionPenaltyS;
-  if (c.boundFor) cost += PRIORITY_WEIGHT[c.boundPriority ?? 4] * options.preemptionPenaltyS;
+  // Penalties are rounded like ETAs: costs stay integers, so sums are exact.
+  if (crossesJurisdiction(r, c)) cost += r.weight * Math.round(options.jurisdictionPenaltyS);
+  if (c.boundFor) cost += PRIORITY_WEIGHT[c.boundPriority ?? 4] * Math.round(options.preemptionPenaltyS);
   return cost;
 }
 

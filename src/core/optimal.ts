@@ -172,7 +172,6 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
     rowStart[rows.length] = e;
     const problem = { nRows: rows.length, nCols: nCols + rows.length, rowStart, col, cost };
     const res = solveSparse(problem, budget.forLap());
-    if (globalThis.process?.env.DEBUG_LAP) console.error(JSON.stringify({ rowStart: [...rowStart], col: [...col], cost: [...cost] }), res);
     if (!res) return null;
     budget.used += res.work;
     // The least prices give the smallest row duals, hence the shortest lists that certify.
@@ -198,7 +197,6 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
     if (scarce && rows.length * nCols <= DENSE_MAX_CELLS) return solveAllDense(input, forced, budget, round + 1);
     // Each failing slot gets every unit that could beat its current price; prices only fall
     // as lists grow, so a few rounds certify the whole assignment.
-    if (globalThis.process?.env.DEBUG_CERT) console.error(`round ${round} nnz ${nnz} failing ${failing.length} work ${res.work}`);
     // A slot left unserved inflates the prices of everyone chained to it (its price is the
     // unserved penalty): give those slots more of their nearest units first; once all are
     // served, widen the rest to every unit that could beat their price.
@@ -287,10 +285,14 @@ function component(
   return [...inComp].sort((a, b) => a - b);
 }
 
-function repairPackages(input: PassInput, outcome: LapOutcome, budget: WorkBudget): { ok: boolean; ip: number } {
+function repairPackages(
+  input: PassInput,
+  outcome: LapOutcome,
+  budget: WorkBudget,
+): { ok: boolean; ip: number; proven: boolean } {
   const { rows, options, ctx } = input;
   const partial = partialGroups(rows, outcome.chosen);
-  if (partial.size === 0) return { ok: true, ip: 0 };
+  if (partial.size === 0) return { ok: true, ip: 0, proven: true };
   // Over full eligibility the component is exact; if that is too large, use the certified lists.
   const fullCache = new Map<number, Candidate[]>();
   const fullOf = (i: number) => {
@@ -316,7 +318,7 @@ function repairPackages(input: PassInput, outcome: LapOutcome, budget: WorkBudge
     listOf = (i) => outcome.lists[i];
     comp = component(input, partial, listOf, (c) => listRows.get(c) ?? []);
   }
-  if (!comp) return { ok: false, ip: 0 };
+  if (!comp) return { ok: false, ip: 0, proven: false };
   const inComp = new Set(comp);
   const fixedCols = new Set<Column>();
   outcome.chosen.forEach((c, i) => {
@@ -344,7 +346,7 @@ function repairPackages(input: PassInput, outcome: LapOutcome, budget: WorkBudge
   };
   budget.used += edges.length;
   const sol = solveAssignmentIlp(problem, { timeoutMs: IP_TIMEOUT_MS });
-  if (!sol) return { ok: false, ip: 1 };
+  if (!sol) return { ok: false, ip: 1, proven: false };
   const pick = new Map<string, Candidate>();
   edges.forEach((e, k) => pick.set(`${e.row}:${e.col}`, edgeCand[k]));
   comp.forEach((ri, local) => {
@@ -352,7 +354,7 @@ function repairPackages(input: PassInput, outcome: LapOutcome, budget: WorkBudge
     outcome.chosen[ri] = j < 0 ? null : (pick.get(`${local}:${j}`) ?? null);
     outcome.lists[ri] = listOf(ri);
   });
-  return { ok: true, ip: 1 };
+  return { ok: true, ip: 1, proven: sol.optimal };
 }
 
 export function solveOptimal(input: PassInput): Solved {
@@ -368,6 +370,8 @@ export function solveOptimal(input: PassInput): Solved {
   let ipComponents = 0;
   let widenRounds = 0;
   let dense = false;
+  // Exact unless a joint-force program was cut short or a package had to be held back.
+  let proven = true;
   // Each round holds back at least one more package, so this terminates.
   for (;;) {
     if (budget.expired()) return fallback();
@@ -377,6 +381,7 @@ export function solveOptimal(input: PassInput): Solved {
     dense ||= outcome.dense;
     const repair = repairPackages(input, outcome, budget);
     ipComponents += repair.ip;
+    proven &&= repair.proven;
     if (!repair.ok) {
       for (const g of partialGroups(input.rows, outcome.chosen)) {
         for (const r of input.rows) if (r.group === g) forced.add(r.index);
@@ -395,7 +400,7 @@ export function solveOptimal(input: PassInput): Solved {
         widenRounds,
         dense,
         ipComponents,
-        exact: true,
+        exact: proven,
         work: budget.used,
       },
     };

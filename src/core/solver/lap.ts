@@ -135,9 +135,8 @@ export function solveSparse(p: SparseLap, budget?: LapBudget): LapResult | null 
     let sink = -1;
     for (;;) {
       const ur = u[row] - rowDist;
-      const start = rowStart[row];
       const end = rowStart[row + 1];
-      for (let e = start; e < end; e++) {
+      for (let e = rowStart[row]; e < end; e++) {
         const j = col[e];
         const lj = label[j];
         if (lj === done) continue;
@@ -146,22 +145,14 @@ export function solveSparse(p: SparseLap, budget?: LapBudget): LapResult | null 
           label[j] = stamp;
           dist[j] = nd;
           pred[j] = row;
+          heap.push(j);
         } else if (nd < dist[j]) {
           dist[j] = nd;
           pred[j] = row;
-        } else continue;
-        // A free column at the current distance (past the root, whose edges may have negative
-        // reduced costs) is as close as any: stop here.
-        if (nd === rowDist && colToRow[j] < 0 && row !== root) {
-          meter.work += e - start + 1;
-          sink = j;
-          break;
+          heap.decrease(j);
         }
-        if (lj !== stamp) heap.push(j);
-        else heap.decrease(j);
       }
-      if (sink >= 0) break;
-      meter.work += end - start;
+      meter.work += end - rowStart[row];
       if (meter.work >= meter.next && !meter.check()) return null;
       if (heap.size === 0) return null; // no augmenting path: infeasible
       const j = heap.pop();
