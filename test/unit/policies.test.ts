@@ -7,6 +7,7 @@ import { scalarObjective } from '../../src/core/objective.ts';
 import { greedyPolicy, optimalPolicy } from '../../src/core/policies.ts';
 import { DEFAULT_OPTIONS, type DecideContext } from '../../src/core/policy.ts';
 import { evaluateAssignment, type IlpProblem, solveAssignmentIlp } from '../../src/core/solver/ilp.ts';
+import { solveDense } from '../../src/core/solver/lap-dense.ts';
 import type { Decision, DispatchState } from '../../src/core/types.ts';
 
 function ctxOf(inst: ReturnType<typeof makeInstance>, options = {}): DecideContext {
@@ -95,6 +96,38 @@ describe('dispatch policies', () => {
         expect(scalarObjective(d.objective)).toBe(fullIlp(inst.state, ctx, inst.now));
       }),
       { numRuns: 60, seed: 42 },
+    );
+  });
+
+  it('the certified sparse optimum equals the dense optimum over every unit (up to 300 × 900)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 1_000_000 }),
+          incidents: fc.integer({ min: 20, max: 300 }),
+          ratio: fc.constantFrom(0.8, 1.5, 3),
+          backlogS: fc.constantFrom(0, 300, 900),
+        }),
+        ({ seed, incidents, ratio, backlogS }) => {
+          const inst = makeInstance({ seed, incidents, units: Math.round(incidents * ratio), backlogS, multiShare: 0.2 });
+          const ctx = ctxOf(inst);
+          const d = optimalPolicy.decide(inst.state, inst.now, ctx);
+          const options = { ...DEFAULT_OPTIONS, ...ctx.options };
+          const rows = buildRows(inst.state.incidents, inst.state.units, ctx.catalog, inst.now);
+          const cols = buildColumns(inst.state.units, inst.state.incidents, ctx.catalog, false);
+          const cost = new Float64Array(rows.length * cols.length).fill(Number.POSITIVE_INFINITY);
+          rows.forEach((r, i) => {
+            for (const c of cols) {
+              if (!eligible(r, c)) continue;
+              const eta = etaS(r, c, ctx.travel);
+              if (eta <= options.maxEtaS) cost[i * cols.length + c.index] = edgeCost(r, c, eta, options);
+            }
+          });
+          const dense = solveDense(rows.length, cols.length, cost, Float64Array.from(rows.map((r) => r.unservedCost)));
+          expect(scalarObjective(d.objective)).toBe(dense!.total);
+        },
+      ),
+      { numRuns: 40, seed: 23 },
     );
   });
 

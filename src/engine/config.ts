@@ -1,0 +1,73 @@
+// Tunables of the live engine, with the defaults the product brief names.
+
+import type { DispatchOptions } from '../core/policy.ts';
+
+export interface EngineConfig {
+  /** Seconds a unit has to acknowledge an offer for an immediate-response type (default 30). */
+  ackTimeoutS: number;
+  /** The same for every other type (default 60). */
+  ackTimeoutOtherS: number;
+  /** A unit reporting on scene farther than this from the incident is flagged (default 300 m). */
+  onSceneFarM: number;
+  /** Triggers within this window are coalesced into one decision (default 20 ms). */
+  decideDebounceMs: number;
+  /** Wall-clock budget of one optimiser call; past it the anytime solver returns its best (default 50 ms). */
+  decideBudgetMs: number;
+  /** A report of the same type within this distance of an open incident … (default 100 m) */
+  duplicateRadiusM: number;
+  /** … and within this many seconds of its report is merged into it (default 300 s). */
+  duplicateWindowS: number;
+  /** After a decline or a missed ack the unit is not offered the same incident again for this long (default 600 s). */
+  declineExcludeS: number;
+  /** Non-responses (declines + missed acks) within the window that raise `repeated_non_response` (default 3). */
+  nonResponseThreshold: number;
+  /** The window: one shift (default 8 h). */
+  nonResponseWindowS: number;
+  /** At most one `unit:updated` per unit per this many ms from location reports (default 1000). */
+  locationPublishMs: number;
+  /** Positions are written to the store at most this often per unit (default 15 s). */
+  locationPersistS: number;
+  /** Period of the sweep that re-arms missing timers and re-runs decisions for waiting incidents (default 30 s; 0 = off). */
+  sweepIntervalMs: number;
+  /** Options handed to the dispatch policy (pre-emption, max ETA, penalties…). */
+  dispatch?: Partial<DispatchOptions>;
+  /** Reporter callbacks may use plain http:// (default false: https only). */
+  callbackAllowHttp: boolean;
+  /** Timeout of one reporter callback POST (default 5000 ms). */
+  callbackTimeoutMs: number;
+  /** Decisions re-run at once after stale mirror data, at most this many times in a row (default 3). */
+  maxChainedRedecides: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  ackTimeoutS: 30,
+  ackTimeoutOtherS: 60,
+  onSceneFarM: 300,
+  decideDebounceMs: 20,
+  decideBudgetMs: 50,
+  duplicateRadiusM: 100,
+  duplicateWindowS: 300,
+  declineExcludeS: 600,
+  nonResponseThreshold: 3,
+  nonResponseWindowS: 8 * 3600,
+  locationPublishMs: 1000,
+  locationPersistS: 15,
+  sweepIntervalMs: 30_000,
+  callbackAllowHttp: false,
+  callbackTimeoutMs: 5000,
+  maxChainedRedecides: 3,
+};
+
+export function resolveConfig(c: Partial<EngineConfig> = {}): EngineConfig {
+  const out: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, ...c };
+  for (const k of Object.keys(DEFAULT_ENGINE_CONFIG) as (keyof EngineConfig)[]) {
+    const v = out[k];
+    if (
+      typeof DEFAULT_ENGINE_CONFIG[k] === 'number' &&
+      (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+    ) {
+      throw new RangeError(`engine config ${k} must be a finite number ≥ 0, got ${String(v)}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,1865 @@
+// The live engine: EngineApi over a Store, a JobQueue, a Publisher and a Clock, running the
+// pure core (src/core) on an in-memory mirror of units, open incidents and active assignments.
+//
+// Order and consistency. Every state change runs in one serial lane (SerialLane): one change
+// at a time, the decision included, so the mirror, the store and the push sequence never
+// disagree. A change is one store transaction holding the records, their events and audit
+// rows, any outbox job, and the messages it pushes (store.pushMessages allocates each
+// recipient's gap-free seq); after the commit the messages are published in seq order and
+// timers are armed. A failed transaction re-reads what it touched into the mirror.
+//
+// Decisions. Triggers (a report, a freed unit, a decline, a timeout, a pre-emption…) are
+// coalesced into one `decide` job on the decisions queue (debounced by decideDebounceMs); its
+// worker calls runDecision(), which builds the DispatchState from the mirror and calls
+// policy.decide(state, now, ctx) with a wall-clock budget, then applies the assignments one
+// transaction each (see decide.ts for exclusions after declines and missed acks).
+//
+// Timers are delayed jobs: `ack:<assignmentId>` at the offer's ackDeadline and
+// `target:<incidentId>` at the incident's targetAt. They are armed after the commit, re-armed
+// from the stored deadlines on start (firing at once those already past), and a periodic sweep
+// re-arms any that went missing. Handlers re-check the mirror, so a late or repeated timer is
+// harmless.
+
+import { randomUUID } from 'node:crypto';
+import type { AreaIndex } from '../core/areas.ts';
+import type { CatalogIndex } from '../core/catalog.ts';
+import { fmtS } from '../core/decision.ts';
+import { haversineM } from '../core/geo.ts';
+import { optimalPolicy } from '../core/policies.ts';
+import type { DispatchPolicy } from '../core/policy.ts';
+import type { TravelTimes } from '../core/ports.ts';
+import type {
+  AssignmentDecision,
+  Decision,
+  IncidentStatus,
+  IncidentType,
+  LonLat,
+  Priority,
+  UnitStatus,
+} from '../core/types.ts';
+import { ApiError } from '../server/errors.ts';
+import type { AlertView, AssignmentView, IncidentView, OfferView, UnitView } from '../shared/events.ts';
+import type {
+  AssignmentRecord,
+  AssignmentStatus,
+  IncidentRecord,
+  JsonObject,
+  MessageRecord,
+  Store,
+  UnitRecord,
+} from '../store/store.ts';
+import { actorTag, requireActFor, requireOperator, requireRole } from './access.ts';
+import { ALERT_LEDGER, AlertBook, alertView, makeAlert, type NewAlert } from './alerts.ts';
+import type {
+  Actor,
+  EngineApi,
+  IncidentDetailView,
+  KpiQuery,
+  ReportIncidentInput,
+  UnitUpsertInput,
+} from './api.ts';
+import { type EngineConfig, resolveConfig } from './config.ts';
+import { breaksExclusion, Exclusions, offendingIncidents } from './decide.ts';
+import { checkLonLat, checkText, invalidField, parseIsoTime, toApi } from './errors.ts';
+import { ackJobId, JOBS, QUEUES, targetJobId } from './jobs.ts';
+import { liveKpis } from './kpis.ts';
+import { SerialLane } from './lane.ts';
+import { Mirror, unitStatusFor } from './mirror.ts';
+import type { Clock, JobQueue, Publisher, Recipient } from './ports.ts';
+import { assignmentView, incidentView, iso, timelineEntry, unitView } from './views.ts';
+import { Work } from './work.ts';
+
+export interface EngineDeps {
+  store: Store;
+  queue: JobQueue;
+  publisher: Publisher;
+  clock: Clock;
+  catalog: CatalogIndex;
+  /** Places incidents and unit homes in their grid cell and sub-district. */
+  areas?: AreaIndex;
+  travel: TravelTimes;
+  /** Default: the optimal policy. */
+  policy?: DispatchPolicy;
+  config?: Partial<EngineConfig>;
+  /** Called with each optimiser call's wall time (e.g. Metrics.observeDecision). */
+  onDecision?: (ms: number, policy: string) => void;
+  /** Where the engine logs what it cannot throw to a caller (default console.error). */
+  log?: (msg: string, err?: unknown) => void;
+}
+
+type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const CONSOLES: Recipient = 'consoles';
+const unitRoom = (id: string): Recipient => `unit:${id}`;
+const SYS_DECISIONS = 'system:decisions';
+const SYS_TIMERS = 'system:timers';
+const SYS_ENGINE = 'system:engine';
+/** Incident statuses a reporter callback hears about. */
+const NOTIFY_STATUSES: ReadonlySet<IncidentStatus> = new Set([
+  'assigned',
+  'on_scene',
+  'resolved',
+  'closed',
+  'cancelled',
+]);
+const MERGED_KEYS_KEEP = 10_000;
+const SOLVER_SAMPLES = 1000;
+
+/** Thrown inside a transaction to roll back a report that turned out to be a duplicate. */
+class MergeIntoDuplicate extends Error {}
+
+export class Engine implements EngineApi {
+  readonly config: EngineConfig;
+  readonly mirror = new Mirror();
+  readonly alerts = new AlertBook();
+  readonly exclusions = new Exclusions();
+  private readonly store: Store;
+  private readonly queue: JobQueue;
+  private readonly publisher: Publisher;
+  private readonly clock: Clock;
+  private readonly catalog: CatalogIndex;
+  private readonly areas?: AreaIndex;
+  private readonly travel: TravelTimes;
+  private readonly policy: DispatchPolicy;
+  private readonly onDecisionTimed?: (ms: number, policy: string) => void;
+  private readonly log: (msg: string, err?: unknown) => void;
+  private readonly lane = new SerialLane();
+  private state: EngineState = 'new';
+  private readonly bootId = randomUUID().slice(0, 8);
+  private decideSeq = 0;
+  private decisionQueued = false;
+  private chained = 0;
+  private sweepTimer?: NodeJS.Timeout;
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly outboxListeners = new Set<() => void>();
+  /** Idempotency keys of reports merged into an existing incident (the store never saw them). */
+  private readonly mergedKeys = new Map<string, { incidentId: string; fingerprint: string }>();
+  /** Location throttling per unit. */
+  private readonly lastFixMs = new Map<string, number>();
+  private readonly latestPos = new Map<string, LonLat>();
+  private readonly lastLocPublishMs = new Map<string, number>();
+  private readonly lastLocPersist = new Map<string, number>();
+  private readonly locTimers = new Map<string, NodeJS.Timeout>();
+  private readonly timerChains = new Map<string, Promise<void>>();
+  /** Wall milliseconds of recent optimiser calls. */
+  readonly solverMs: number[] = [];
+  /** Decisions applied since start (rounds that called the policy). */
+  decisions = 0;
+
+  constructor(deps: EngineDeps) {
+    this.store = deps.store;
+    this.queue = deps.queue;
+    this.publisher = deps.publisher;
+    this.clock = deps.clock;
+    this.catalog = deps.catalog;
+    this.areas = deps.areas;
+    this.travel = deps.travel;
+    this.policy = deps.policy ?? optimalPolicy;
+    this.config = resolveConfig(deps.config);
+    this.onDecisionTimed = deps.onDecision;
+    this.log = deps.log ?? ((msg, err) => console.error(`[engine] ${msg}`, err ?? ''));
+  }
+
+  // ================================================================ lifecycle
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /**
+   * Loads the snapshot, rebuilds the mirror, reloads alerts and exclusions, re-arms ack and
+   * target timers from the stored deadlines (those already past fire at once) and asks for
+   * a decision for whatever waits. Start the workers after this.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`engine cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    try {
+      const snap = await this.store.loadSnapshot();
+      this.mirror.load(snap);
+      await this.repairUnits();
+      await this.alerts.reload(this.store);
+      await this.rebuildExclusions();
+      this.state = 'running';
+    } catch (err) {
+      this.state = 'new';
+      throw err;
+    }
+    await this.armAllTimers();
+    this.requestDecision('start');
+    if (this.config.sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.track(this.sweep().catch((e) => this.log('sweep failed', e)));
+      }, this.config.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Stops taking work and drains what runs (the lane, pending location writes). */
+  async stop(): Promise<void> {
+    if (this.state !== 'running' && this.state !== 'starting') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const t of this.locTimers.values()) clearTimeout(t);
+    this.locTimers.clear();
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await this.lane.drain();
+    this.state = 'stopped';
+  }
+
+  /** Called after commits that wrote outbox jobs (the relay polls; this wakes it at once). */
+  onOutbox(listener: () => void): () => void {
+    this.outboxListeners.add(listener);
+    return () => this.outboxListeners.delete(listener);
+  }
+
+  private ensureRunning(): void {
+    if (this.state !== 'running') throw new ApiError('UNAVAILABLE');
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.background.add(p);
+    p.finally(() => this.background.delete(p)).catch(() => {});
+    return p;
+  }
+
+  private now(): number {
+    return this.clock.now();
+  }
+
+  /** Runs a state change in the lane; refused unless running. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.ensureRunning();
+    return this.lane.run(async () => {
+      this.ensureRunning();
+      return fn();
+    });
+  }
+
+  // ================================================================ the unit of work
+
+  private async write<T>(actor: string, fn: (w: Work) => Promise<T>): Promise<T> {
+    const at = this.now();
+    let work: Work | undefined;
+    let result: T;
+    try {
+      result = await this.store.transaction(async (tx) => {
+        const w = new Work(tx, at, actor);
+        work = w;
+        const r = await fn(w);
+        for (const id of w.changedIncidents) {
+          if (w.createdIncidents.has(id)) continue;
+          w.push([CONSOLES], 'incident:updated', () => this.incidentViewById(id));
+        }
+        for (const id of w.changedUnits) {
+          w.push([CONSOLES, unitRoom(id)], 'unit:updated', () => this.unitViewById(id));
+        }
+        const records: MessageRecord[] = [];
+        for (const m of w.messages) {
+          const data = m.data();
+          if (data === undefined) continue;
+          records.push(...(await tx.pushMessages(m.recipients, m.event, data, { at })));
+        }
+        w.records = records;
+        return r;
+      });
+    } catch (err) {
+      if (work) await this.resync(work);
+      throw toApi(err);
+    }
+    const w = work!;
+    this.publishRecords(w.records);
+    if (w.wroteOutbox) for (const l of this.outboxListeners) l();
+    // Mirror bookkeeping runs at once; queue operations (timers) run in the background so a
+    // slow or unreachable Redis never blocks the lane. Arming and disarming may then race;
+    // timer handlers re-check the state, so a timer that survives its disarm is harmless.
+    for (const f of w.afterCommit) {
+      try {
+        const r = f();
+        if (r instanceof Promise) this.track(r.catch((err) => this.log('after-commit step failed', err)));
+      } catch (err) {
+        this.log('after-commit step failed', err);
+      }
+    }
+    return result;
+  }
+
+  private publishRecords(records: readonly MessageRecord[]): void {
+    for (const r of records) {
+      try {
+        this.publisher.publish(r.recipient as Recipient, r.event, {
+          seq: r.seq,
+          at: Math.round(r.at * 1000),
+          data: r.payload,
+        });
+      } catch (err) {
+        this.log(`publishing ${r.event} to ${r.recipient} failed`, err);
+      }
+    }
+  }
+
+  /** After a failed transaction: re-read what it touched. */
+  private async resync(w: Work): Promise<void> {
+    try {
+      for (const id of w.touchedIncidents) await this.mirror.reloadIncident(this.store, id);
+      for (const id of w.touchedUnits) await this.mirror.reloadUnit(this.store, id);
+    } catch (err) {
+      this.log('resync after a failed write failed', err);
+    }
+  }
+
+  // ================================================================ views
+
+  private incidentViewOf(rec: IncidentRecord): IncidentView {
+    return incidentView(
+      rec,
+      this.catalog,
+      this.mirror.assignedUnitIds(rec.id),
+      this.mirror.queuedReasons.get(rec.id),
+    );
+  }
+
+  private readonly closedViews = new Map<string, IncidentRecord>();
+
+  private incidentViewById(id: string): IncidentView | undefined {
+    const rec = this.mirror.incidents.get(id) ?? this.closedViews.get(id);
+    return rec ? this.incidentViewOf(rec) : undefined;
+  }
+
+  private unitViewOf(u: UnitRecord): UnitView {
+    return unitView(u, this.mirror.unitStatus(u), this.mirror.activeOfUnit(u.id)?.incidentId);
+  }
+
+  private unitViewById(id: string): UnitView | undefined {
+    const u = this.mirror.units.get(id);
+    return u ? this.unitViewOf(u) : undefined;
+  }
+
+  private typeOf(rec: { type: string }): IncidentType {
+    const t = this.catalog.get(rec.type);
+    if (!t) throw new Error(`incident type ${rec.type} is not in the catalogue`);
+    return t;
+  }
+
+  private isImmediate(rec: IncidentRecord): boolean {
+    return typeof rec.payload.immediate === 'boolean'
+      ? rec.payload.immediate
+      : (this.catalog.get(rec.type)?.immediate ?? false);
+  }
+
+  private ackTimeoutFor(rec: IncidentRecord): number {
+    return this.isImmediate(rec) ? this.config.ackTimeoutS : this.config.ackTimeoutOtherS;
+  }
+
+  // ================================================================ write helpers (inside a Work)
+
+  /** Writes the unit with `patch` applied (full record: the store replaces units whole). */
+  private async setUnit(w: Work, unitId: string, patch: Partial<UnitRecord>): Promise<UnitRecord> {
+    const cur = this.mirror.units.get(unitId);
+    if (!cur) throw new ApiError('NOT_FOUND', `unit ${unitId} not found`);
+    const next = { ...cur, ...patch };
+    const latest = this.latestPos.get(unitId);
+    if (latest) next.position = latest;
+    w.touchedUnits.add(unitId);
+    const rec = await w.tx.upsertUnit(
+      {
+        id: next.id,
+        department: next.department,
+        capabilities: next.capabilities,
+        home: next.home,
+        homeArea: next.homeArea,
+        speedKmh: next.speedKmh,
+        turnoutS: next.turnoutS,
+        status: next.status,
+        position: next.position,
+        incidentId: next.incidentId,
+        role: next.role,
+        since: next.since,
+        payload: next.payload,
+      },
+      { at: w.at },
+    );
+    this.mirror.putUnit(rec);
+    w.unitChanged(unitId);
+    return rec;
+  }
+
+  /** Unit fields for a unit committed to an assignment, or freed (status given). */
+  private unitPatchFor(
+    a: AssignmentRecord | undefined,
+    freeStatus: UnitStatus = 'available',
+  ): Partial<UnitRecord> {
+    if (!a) return { status: freeStatus, incidentId: undefined, role: undefined, since: undefined };
+    return {
+      status: unitStatusFor(a),
+      incidentId: a.incidentId,
+      role: a.capability,
+      since: a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt,
+    };
+  }
+
+  private async unitStatusEvent(
+    w: Work,
+    unitId: string,
+    from: UnitStatus,
+    to: UnitStatus,
+    data: JsonObject = {},
+  ) {
+    if (from === to) return;
+    await w.tx.appendEvent({
+      kind: 'unit_status',
+      unitId,
+      actor: w.actor,
+      at: w.at,
+      data: { from, to, ...data },
+    });
+    await w.tx.appendAudit({
+      actor: w.actor,
+      action: 'unit.status',
+      subject: unitId,
+      at: w.at,
+      data: { from, to },
+    });
+  }
+
+  /** Moves an assignment on (same or terminal status) and mirrors it. */
+  private async moveAssignment(
+    w: Work,
+    a: AssignmentRecord,
+    status: AssignmentStatus,
+    opts: { reason?: string; eventKind?: string; eventData?: JsonObject } = {},
+  ): Promise<AssignmentRecord> {
+    w.touchedUnits.add(a.unitId);
+    w.touchedIncidents.add(a.incidentId);
+    const rec = await w.tx.updateAssignment(
+      a.id,
+      { status, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) },
+      {
+        actor: w.actor,
+        at: w.at,
+        expect: a.status,
+        ...(opts.eventKind || opts.eventData
+          ? { event: { kind: opts.eventKind, data: opts.eventData } }
+          : {}),
+      },
+    );
+    this.mirror.putAssignment(rec);
+    w.push([CONSOLES, unitRoom(rec.unitId)], 'assignment:updated', () => assignmentView(rec));
+    if (rec.status !== 'offered') {
+      w.after(() => this.disarm(ackJobId(rec.id)));
+    }
+    return rec;
+  }
+
+  /**
+   * Ends an active assignment (terminal status); frees the unit unless it moves straight on
+   * (pre-emption); brings the incident's status in line.
+   */
+  private async endAssignment(
+    w: Work,
+    a: AssignmentRecord,
+    status: 'cleared' | 'declined' | 'timed_out' | 'preempted' | 'cancelled',
+    opts: {
+      reason?: string;
+      eventKind?: string;
+      eventData?: JsonObject;
+      freeUnitAs?: UnitStatus | false;
+    } = {},
+  ): Promise<AssignmentRecord> {
+    const rec = await this.moveAssignment(w, a, status, opts);
+    if (opts.freeUnitAs !== false) {
+      const from = unitStatusFor(a);
+      const to = opts.freeUnitAs ?? 'available';
+      await this.setUnit(w, a.unitId, this.unitPatchFor(undefined, to));
+      if (to !== 'available') await this.unitStatusEvent(w, a.unitId, from, to);
+    }
+    await this.syncIncident(w, a.incidentId);
+    return rec;
+  }
+
+  /** Incident status from its active assignments (queued ↔ assigned ↔ en_route → on_scene → resolved). */
+  private async syncIncident(w: Work, incidentId: string): Promise<void> {
+    const inc = this.mirror.incidents.get(incidentId);
+    if (!inc) return;
+    w.incidentChanged(incidentId);
+    if (inc.status === 'resolved') return;
+    const active = this.mirror.activeFor(incidentId);
+    let target: IncidentStatus;
+    if (active.some((a) => a.status === 'on_scene')) target = 'on_scene';
+    else if (inc.status === 'on_scene') target = active.length === 0 ? 'resolved' : 'on_scene';
+    else if (active.some((a) => a.status === 'en_route')) target = 'en_route';
+    else if (active.length > 0) target = 'assigned';
+    else target = 'queued';
+    if (target !== inc.status) await this.setIncidentStatus(w, inc, target);
+  }
+
+  private async setIncidentStatus(
+    w: Work,
+    inc: IncidentRecord,
+    to: IncidentStatus,
+    eventData?: JsonObject,
+  ): Promise<IncidentRecord> {
+    w.incidentChanged(inc.id);
+    const job = this.notifyJob(inc, to, w.at);
+    const rec = await w.tx.updateIncidentStatus(inc.id, inc.status, to, {
+      actor: w.actor,
+      at: w.at,
+      ...(eventData ? { event: { data: eventData } } : {}),
+      ...(job ? { job } : {}),
+    });
+    if (job) w.wroteOutbox = true;
+    this.mirror.putIncident(rec);
+    if (rec.status === 'closed' || rec.status === 'cancelled') {
+      this.closedViews.set(rec.id, rec);
+      w.after(() => this.closedViews.delete(rec.id));
+    }
+    if (to === 'on_scene' || to === 'resolved' || to === 'closed' || to === 'cancelled') {
+      w.after(() => this.disarm(targetJobId(rec.id)));
+    }
+    return rec;
+  }
+
+  private notifyJob(inc: IncidentRecord, to: IncidentStatus, at: number) {
+    const cb = inc.payload.callback;
+    if (typeof cb !== 'string' || !/^https?:\/\//i.test(cb) || !NOTIFY_STATUSES.has(to)) return undefined;
+    return { topic: 'reporter.notify', payload: { incidentId: inc.id, status: to, at } };
+  }
+
+  private async raiseAlert(w: Work, a: NewAlert): Promise<void> {
+    if (this.alerts.has(a.key) || w.alertKeys.has(a.key)) return;
+    w.alertKeys.add(a.key);
+    const rec = makeAlert(a, iso(w.at));
+    await w.tx.pushMessage(ALERT_LEDGER, 'alert', rec, { at: w.at });
+    await w.tx.appendEvent({
+      kind: 'alert',
+      actor: w.actor,
+      at: w.at,
+      ...(a.incidentId !== undefined ? { incidentId: a.incidentId } : {}),
+      ...(a.unitId !== undefined ? { unitId: a.unitId } : {}),
+      data: { alertId: rec.id, alertKind: a.kind, severity: a.severity, message: a.message },
+    });
+    w.push([CONSOLES], 'alert', () => alertView(rec));
+    w.after(() => this.alerts.add(rec));
+  }
+
+  /** Counts the unit's declines and missed acks in the window; raises repeated_non_response. */
+  private async countNonResponse(w: Work, unitId: string): Promise<void> {
+    const since = w.at - this.config.nonResponseWindowS;
+    const list = await w.tx.listAssignments({ unitId, status: ['declined', 'timed_out'], limit: 100_000 });
+    const n = list.filter((a) => (a.endedAt ?? a.updatedAt) >= since).length;
+    if (n < this.config.nonResponseThreshold) return;
+    const last = this.alerts.latest('repeated_non_response', unitId);
+    if (last && Date.parse(last.at) / 1000 >= since) return;
+    await this.raiseAlert(w, {
+      kind: 'repeated_non_response',
+      severity: 'warning',
+      message: `${unitId}: ${n} offers declined or unanswered in the last ${Math.round(this.config.nonResponseWindowS / 3600)} h`,
+      key: `repeated_non_response:${unitId}:${Math.floor(w.at)}`,
+      unitId,
+    });
+  }
+
+  // ================================================================ timers
+
+  /** Operations on one timer id run in order (an arm is never overtaken by its disarm). */
+  private timerOp(jobId: string, op: () => Promise<void>): Promise<void> {
+    const prev = this.timerChains.get(jobId) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(op);
+    this.timerChains.set(jobId, next);
+    next
+      .finally(() => {
+        if (this.timerChains.get(jobId) === next) this.timerChains.delete(jobId);
+      })
+      .catch(() => {});
+    return next;
+  }
+
+  private armAck(a: AssignmentRecord): Promise<void> {
+    if (a.ackDeadline === undefined || a.status !== 'offered') return Promise.resolve();
+    const deadline = a.ackDeadline;
+    return this.timerOp(ackJobId(a.id), () =>
+      this.queue.add(
+        QUEUES.timers,
+        JOBS.ackDeadline.name,
+        { assignmentId: a.id, deadline },
+        {
+          jobId: ackJobId(a.id),
+          delayMs: Math.max(0, Math.ceil((deadline - this.now()) * 1000)),
+          attempts: JOBS.ackDeadline.attempts,
+        },
+      ),
+    );
+  }
+
+  private armTarget(inc: IncidentRecord, jobId = targetJobId(inc.id)): Promise<void> {
+    if (inc.targetAt === undefined) return Promise.resolve();
+    const targetAt = inc.targetAt;
+    return this.timerOp(jobId, () =>
+      this.queue.add(
+        QUEUES.timers,
+        JOBS.targetBreach.name,
+        { incidentId: inc.id, targetAt },
+        {
+          jobId,
+          delayMs: Math.max(0, Math.ceil((targetAt - this.now()) * 1000)),
+          attempts: JOBS.targetBreach.attempts,
+        },
+      ),
+    );
+  }
+
+  private disarm(jobId: string): Promise<void> {
+    return this.timerOp(jobId, () => this.queue.remove(QUEUES.timers, jobId)).catch((err) =>
+      this.log(`removing timer ${jobId} failed`, err),
+    );
+  }
+
+  private needsTargetTimer(inc: IncidentRecord): boolean {
+    if (inc.targetAt === undefined || inc.status === 'on_scene' || inc.status === 'resolved') return false;
+    if (this.alerts.has(`target_breached:${inc.id}`)) return false;
+    return !this.mirror.activeFor(inc.id).some((a) => a.status === 'on_scene');
+  }
+
+  private async armAllTimers(): Promise<void> {
+    for (const a of [...this.mirror.assignments.values()]) {
+      if (a.status === 'offered') await this.armAck(a).catch((e) => this.log(`arming ack ${a.id} failed`, e));
+    }
+    for (const inc of [...this.mirror.incidents.values()]) {
+      if (this.needsTargetTimer(inc))
+        await this.armTarget(inc).catch((e) => this.log(`arming target ${inc.id} failed`, e));
+    }
+  }
+
+  /**
+   * Periodic safety net: fires overdue timers, re-arms missing ones (jobId de-duplication
+   * makes re-adding a present timer a no-op), re-runs a decision when something waits.
+   */
+  async sweep(): Promise<void> {
+    if (!this.running) return;
+    const now = this.now();
+    for (const a of [...this.mirror.assignments.values()]) {
+      if (a.status !== 'offered' || a.ackDeadline === undefined) continue;
+      if (a.ackDeadline <= now) await this.onAckDeadline(a.id);
+      else await this.armAck(a);
+    }
+    for (const inc of [...this.mirror.incidents.values()]) {
+      if (!this.needsTargetTimer(inc)) continue;
+      if (inc.targetAt! <= now) await this.onTargetBreach(inc.id);
+      else await this.armTarget(inc);
+    }
+    this.exclusions.prune(now, new Set(this.mirror.incidents.keys()));
+    const waiting = [...this.mirror.incidents.values()].some(
+      (i) => i.status === 'queued' || this.mirror.queuedReasons.has(i.id),
+    );
+    if (waiting) this.requestDecision('sweep');
+  }
+
+  // ================================================================ recovery helpers
+
+  /** Units whose stored status disagrees with their active assignment are corrected. */
+  private async repairUnits(): Promise<void> {
+    for (const u of [...this.mirror.units.values()]) {
+      const a = this.mirror.activeOfUnit(u.id);
+      const want = this.unitPatchFor(
+        a,
+        u.status === 'off_duty' || u.status === 'out_of_service' ? u.status : 'available',
+      );
+      const committed = u.status === 'offered' || u.status === 'en_route' || u.status === 'on_scene';
+      const ok = a
+        ? u.status === want.status && u.incidentId === a.incidentId
+        : !committed && u.incidentId === undefined;
+      if (ok) continue;
+      await this.write(SYS_ENGINE, async (w) => {
+        await this.setUnit(w, u.id, want);
+        await w.tx.appendEvent({
+          kind: 'unit_repaired',
+          unitId: u.id,
+          actor: SYS_ENGINE,
+          at: w.at,
+          data: { stored: u.status, now: want.status ?? u.status },
+        });
+      });
+    }
+  }
+
+  private async rebuildExclusions(): Promise<void> {
+    const now = this.now();
+    for (const inc of this.mirror.incidents.values()) {
+      const refused = await this.store.listAssignments({
+        incidentId: inc.id,
+        status: ['declined', 'timed_out'],
+      });
+      for (const a of refused) {
+        const until = (a.endedAt ?? a.updatedAt) + this.config.declineExcludeS;
+        if (until > now) this.exclusions.add(inc.id, a.unitId, until);
+      }
+    }
+  }
+
+  // ================================================================ decisions
+
+  /** Asks for a decision (coalesced: at most one pending `decide` job). */
+  requestDecision(reason: string, chained = false): void {
+    if (!chained) this.chained = 0;
+    if (this.decisionQueued || this.state !== 'running') return;
+    this.decisionQueued = true;
+    this.queue
+      .add(
+        QUEUES.decisions,
+        JOBS.decide.name,
+        { reason },
+        {
+          jobId: `decide:${this.bootId}:${++this.decideSeq}`,
+          delayMs: this.config.decideDebounceMs,
+          attempts: JOBS.decide.attempts,
+        },
+      )
+      .catch((err) => {
+        this.decisionQueued = false;
+        this.log('queueing a decision failed (the sweep retries)', err);
+      });
+  }
+
+  /** The `decide` job: one decision round over all open incidents. */
+  async runDecision(): Promise<void> {
+    this.decisionQueued = false;
+    if (!this.running) throw new Error('engine is not running');
+    await this.lane.run(() => this.decideRound());
+  }
+
+  private solve(
+    now: number,
+    opts: { skipIncidents?: ReadonlySet<string>; hideFreeUnits?: ReadonlySet<string> },
+  ): Decision | null {
+    const state = this.mirror.dispatchState({ ...opts, knownType: (t) => this.catalog.get(t) !== undefined });
+    if (state.incidents.length === 0) return null;
+    const t0 = performance.now();
+    const end = t0 + this.config.decideBudgetMs;
+    const d = this.policy.decide(state, now, {
+      catalog: this.catalog,
+      travel: this.travel,
+      ...(this.config.dispatch ? { options: this.config.dispatch } : {}),
+      budget: { expired: () => performance.now() > end },
+    });
+    const ms = performance.now() - t0;
+    this.solverMs.push(ms);
+    if (this.solverMs.length > SOLVER_SAMPLES) this.solverMs.shift();
+    this.onDecisionTimed?.(ms, this.policy.name);
+    return d;
+  }
+
+  private async decideRound(): Promise<void> {
+    if (!this.running) return;
+    const now = this.now();
+    const excluded = this.exclusions.active(now);
+    const deferred = new Set<string>();
+    let d = this.solve(now, { skipIncidents: deferred });
+    for (let i = 0; i < 4 && d; i++) {
+      const bad = offendingIncidents(d.assignments, excluded);
+      if (bad.length === 0) break;
+      for (const id of bad) deferred.add(id);
+      d = this.solve(now, { skipIncidents: deferred });
+    }
+    const decisions: Decision[] = [];
+    let stale = false;
+    if (d) {
+      decisions.push(d);
+      stale = (await this.applyDecision(d, excluded, deferred)) || stale;
+    }
+    const order = [...deferred]
+      .map((id) => this.mirror.incidents.get(id))
+      .filter((i): i is IncidentRecord => !!i)
+      .sort((a, b) => a.priority - b.priority || a.reportedAt - b.reportedAt);
+    for (const inc of order) {
+      const skip = new Set(deferred);
+      skip.delete(inc.id);
+      const d2 = this.solve(now, { skipIncidents: skip, hideFreeUnits: excluded.get(inc.id) });
+      if (!d2) continue;
+      decisions.push(d2);
+      stale = (await this.applyDecision(d2, excluded, skip)) || stale;
+    }
+    this.decisions++;
+    await this.recordDecision(now, decisions);
+    if (stale && this.chained < this.config.maxChainedRedecides) {
+      this.chained++;
+      this.requestDecision('stale mirror', true);
+    }
+  }
+
+  private async recordDecision(now: number, ds: Decision[]): Promise<void> {
+    const assignments = ds.reduce((s, d) => s + d.assignments.length, 0);
+    const unserved = ds.length > 0 ? ds[ds.length - 1].unserved.length : 0;
+    if (assignments === 0 && unserved === 0) return;
+    try {
+      await this.store.appendEvent({
+        kind: 'decision',
+        actor: SYS_DECISIONS,
+        at: now,
+        data: {
+          policy: this.policy.name,
+          calls: ds.length,
+          assignments,
+          preemptions: ds.reduce((s, d) => s + d.preemptions.length, 0),
+          unserved,
+          work: ds.reduce((s, d) => s + d.stats.work, 0),
+          exact: ds.every((d) => d.stats.exact),
+        },
+      });
+    } catch (err) {
+      this.log('recording a decision failed', err);
+    }
+  }
+
+  /** Applies one decision; returns true when something was stale (a re-decision is due). */
+  private async applyDecision(
+    d: Decision,
+    excluded: ReadonlyMap<string, ReadonlySet<string>>,
+    skipped: ReadonlySet<string>,
+  ): Promise<boolean> {
+    let stale = false;
+    /** Incidents left by a pre-emption that did not happen: their re-serving is dropped too. */
+    const dropped = new Set<string>();
+    for (const a of d.assignments) {
+      if (breaksExclusion(a, excluded) || dropped.has(a.incidentId)) {
+        if (a.preemptedFrom) dropped.add(a.preemptedFrom);
+        continue;
+      }
+      const ok = await this.applyAssignment(a);
+      if (!ok) {
+        stale = true;
+        if (a.preemptedFrom) dropped.add(a.preemptedFrom);
+      }
+    }
+    await this.applyUnserved(d, skipped);
+    return stale;
+  }
+
+  private async applyAssignment(a: AssignmentDecision): Promise<boolean> {
+    const unit = this.mirror.units.get(a.unitId);
+    const inc = this.mirror.incidents.get(a.incidentId);
+    if (!unit || !inc || inc.status === 'resolved') return false;
+    const cur = this.mirror.activeOfUnit(a.unitId);
+    if (a.preemptedFrom) {
+      if (!cur || cur.incidentId !== a.preemptedFrom || cur.status === 'on_scene') return false;
+    } else if (cur || this.mirror.unitStatus(unit) !== 'available') {
+      return false;
+    }
+    const type = this.typeOf(inc);
+    const filled = this.mirror.activeFor(inc.id).filter((x) => x.capability === a.capability).length;
+    if (filled >= (type.requires[a.capability] ?? 0)) return false;
+    try {
+      await this.write(SYS_DECISIONS, async (w) => {
+        if (cur && a.preemptedFrom) {
+          await this.endAssignment(w, cur, 'preempted', {
+            reason: `pre-empted for ${a.incidentId} (priority ${inc.priority})`,
+            eventData: { toIncidentId: a.incidentId },
+            freeUnitAs: false,
+          });
+        }
+        await this.offer(w, inc, a.unitId, {
+          capability: a.capability,
+          etaS: a.etaS,
+          crossesJurisdiction: a.crossesJurisdiction,
+          explanation: a.explanation,
+          ...(a.preemptedFrom ? { preemptedFrom: a.preemptedFrom } : {}),
+        });
+        if (a.preemptedFrom) w.after(() => this.requestDecision('pre-emption', true));
+      });
+      return true;
+    } catch (err) {
+      // The mirror was stale (the unit or the incident changed under it): re-read, re-decide.
+      if (err instanceof ApiError && (err.status === 409 || err.status === 404)) {
+        await this.mirror.reloadUnit(this.store, a.unitId).catch(() => {});
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /** Records an offer: assignment, unit offered, incident assigned, messages, ack timer. */
+  private async offer(
+    w: Work,
+    inc: IncidentRecord,
+    unitId: string,
+    a: Pick<AssignmentRecord, 'capability' | 'etaS' | 'crossesJurisdiction'> &
+      Partial<Pick<AssignmentRecord, 'explanation' | 'preemptedFrom'>>,
+    eventData?: JsonObject,
+  ): Promise<AssignmentRecord> {
+    w.touchedUnits.add(unitId);
+    w.touchedIncidents.add(inc.id);
+    const rec = await w.tx.createAssignment(
+      {
+        incidentId: inc.id,
+        unitId,
+        capability: a.capability,
+        offeredAt: w.at,
+        ackDeadline: w.at + this.ackTimeoutFor(inc),
+        etaS: a.etaS,
+        crossesJurisdiction: a.crossesJurisdiction,
+        ...(a.preemptedFrom ? { preemptedFrom: a.preemptedFrom } : {}),
+        ...(a.explanation ? { explanation: a.explanation } : {}),
+      },
+      { actor: w.actor, at: w.at, ...(eventData ? { event: { data: eventData } } : {}) },
+    );
+    this.mirror.putAssignment(rec);
+    this.exclusions.clear(inc.id, unitId);
+    await this.setUnit(w, unitId, this.unitPatchFor(rec));
+    w.push([CONSOLES], 'assignment:created', () => assignmentView(rec));
+    w.push([unitRoom(unitId)], 'assignment:offer', (): OfferView | undefined => {
+      const incident = this.incidentViewById(inc.id);
+      return incident
+        ? { assignment: assignmentView(this.mirror.assignments.get(rec.id) ?? rec), incident }
+        : undefined;
+    });
+    await this.syncIncident(w, inc.id);
+    w.after(() => this.armAck(rec));
+    return rec;
+  }
+
+  private async applyUnserved(d: Decision, skipped: ReadonlySet<string>): Promise<void> {
+    const reasons = new Map<string, string[]>();
+    for (const s of d.unserved) {
+      const l = reasons.get(s.incidentId) ?? [];
+      l.push(`${s.capability}: ${s.reason}`);
+      reasons.set(s.incidentId, l);
+    }
+    const changed: string[] = [];
+    const alerts: NewAlert[] = [];
+    for (const inc of this.mirror.incidents.values()) {
+      if (skipped.has(inc.id) || inc.status === 'resolved') continue;
+      const r = reasons.get(inc.id);
+      const reason = r ? [...new Set(r)].join('; ') : undefined;
+      if (reason !== this.mirror.queuedReasons.get(inc.id)) {
+        if (reason === undefined) this.mirror.queuedReasons.delete(inc.id);
+        else this.mirror.queuedReasons.set(inc.id, reason);
+        changed.push(inc.id);
+      }
+      if (reason !== undefined && this.isImmediate(inc) && !this.alerts.has(`no_capable_unit:${inc.id}`)) {
+        alerts.push({
+          kind: 'no_capable_unit',
+          severity: 'critical',
+          message: `${inc.id} (${inc.type}, P${inc.priority}) cannot be fully served: ${reason}`,
+          key: `no_capable_unit:${inc.id}`,
+          incidentId: inc.id,
+        });
+      }
+    }
+    if (changed.length === 0 && alerts.length === 0) return;
+    await this.write(SYS_DECISIONS, async (w) => {
+      for (const id of changed) w.changedIncidents.add(id);
+      for (const a of alerts) await this.raiseAlert(w, a);
+    });
+  }
+
+  // ================================================================ job handlers (workers call these)
+
+  /** `incident.created` (from the outbox): make sure it is mirrored, arm its target timer, decide. */
+  async onIncidentCreated(incidentId: string): Promise<void> {
+    if (!this.running) throw new Error('engine is not running');
+    await this.lane.run(async () => {
+      let inc = this.mirror.incidents.get(incidentId);
+      if (!inc) {
+        await this.mirror.reloadIncident(this.store, incidentId);
+        inc = this.mirror.incidents.get(incidentId);
+      }
+      if (!inc) return;
+      if (this.needsTargetTimer(inc)) await this.armTarget(inc);
+    });
+    this.requestDecision('incident created');
+  }
+
+  /** `ack.deadline`: an offer not acknowledged in time goes to the next-best unit. */
+  async onAckDeadline(assignmentId: string): Promise<void> {
+    if (!this.running) throw new Error('engine is not running');
+    await this.lane.run(async () => {
+      const a = this.mirror.assignments.get(assignmentId);
+      if (a?.status !== 'offered') return;
+      const now = this.now();
+      if (a.ackDeadline !== undefined && a.ackDeadline - now > 0.05) {
+        // Fired early (a clock step, a re-armed timer): arm again under a fresh id.
+        await this.queue.add(
+          QUEUES.timers,
+          JOBS.ackDeadline.name,
+          { assignmentId: a.id, deadline: a.ackDeadline },
+          {
+            jobId: `${ackJobId(a.id)}:${Math.round(now * 1000)}`,
+            delayMs: Math.ceil((a.ackDeadline - now) * 1000),
+            attempts: JOBS.ackDeadline.attempts,
+          },
+        );
+        return;
+      }
+      const inc = this.mirror.incidents.get(a.incidentId);
+      await this.write(SYS_TIMERS, async (w) => {
+        await this.endAssignment(w, a, 'timed_out', { reason: 'no acknowledgement before the deadline' });
+        await this.raiseAlert(w, {
+          kind: 'no_ack',
+          severity: inc && this.isImmediate(inc) ? 'critical' : 'warning',
+          message: `${a.unitId} did not acknowledge ${a.incidentId} within ${fmtS((a.ackDeadline ?? w.at) - a.offeredAt)}; offering the next-best unit`,
+          key: `no_ack:${a.id}`,
+          incidentId: a.incidentId,
+          unitId: a.unitId,
+        });
+        await this.countNonResponse(w, a.unitId);
+        w.after(() => {
+          this.exclusions.add(a.incidentId, a.unitId, w.at + this.config.declineExcludeS);
+          this.requestDecision('ack timeout');
+        });
+      });
+    });
+  }
+
+  /** `target.breach`: no unit on scene at the incident's arrival target. */
+  async onTargetBreach(incidentId: string): Promise<void> {
+    if (!this.running) throw new Error('engine is not running');
+    await this.lane.run(async () => {
+      const inc = this.mirror.incidents.get(incidentId);
+      if (!inc || !this.needsTargetTimer(inc)) return;
+      const now = this.now();
+      if (inc.targetAt! - now > 0.05) {
+        await this.armTarget(inc, `${targetJobId(inc.id)}:${Math.round(now * 1000)}`);
+        return;
+      }
+      const targetS = inc.targetAt! - inc.reportedAt;
+      await this.write(SYS_TIMERS, async (w) => {
+        await this.raiseAlert(w, {
+          kind: 'target_breached',
+          severity: this.isImmediate(inc) ? 'critical' : 'warning',
+          message: `${inc.id} (${inc.type}, P${inc.priority}) passed its ${fmtS(targetS)} arrival target with no unit on scene`,
+          key: `target_breached:${inc.id}`,
+          incidentId: inc.id,
+        });
+        await w.tx.appendEvent({
+          kind: 'target_breached',
+          incidentId: inc.id,
+          actor: w.actor,
+          at: w.at,
+          data: { targetAt: iso(inc.targetAt!) },
+        });
+      });
+    });
+  }
+
+  /** `reporter.notify`: POSTs the status change to the reporter's callback URL (throws → retried). */
+  async notifyReporter(data: Record<string, unknown>): Promise<void> {
+    const incidentId = String(data.incidentId ?? '');
+    const inc = this.mirror.incidents.get(incidentId) ?? (await this.store.getIncident(incidentId));
+    if (!inc) return;
+    const cb = inc.payload.callback;
+    if (typeof cb !== 'string') return;
+    let url: URL;
+    try {
+      url = new URL(cb);
+    } catch {
+      return; // a reporter reference, not a URL: nothing to push
+    }
+    if (url.protocol !== 'https:' && !(this.config.callbackAllowHttp && url.protocol === 'http:')) return;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        incidentId: inc.id,
+        type: inc.type,
+        status: data.status,
+        at: typeof data.at === 'number' ? iso(data.at) : undefined,
+      }),
+      redirect: 'error',
+      signal: AbortSignal.timeout(this.config.callbackTimeoutMs),
+    });
+    await res.body?.cancel().catch(() => {});
+    if (!res.ok) throw new Error(`reporter callback for ${inc.id} answered HTTP ${res.status}`);
+  }
+
+  // ================================================================ EngineApi: incidents
+
+  async reportIncident(
+    input: ReportIncidentInput,
+    idempotencyKey: string | undefined,
+    actor: Actor,
+  ): Promise<{ incident: IncidentView; created: boolean }> {
+    this.ensureRunning();
+    requireOperator(actor, 'report incidents');
+    const type = this.catalog.get(input?.type);
+    if (!type) {
+      throw new ApiError(
+        'UNKNOWN_INCIDENT_TYPE',
+        `incident type "${String(input?.type)}" is not in the catalogue`,
+        {
+          field: 'type',
+        },
+      );
+    }
+    const location = checkLonLat(input.location, 'location');
+    let priority: Priority = type.priority;
+    if (input.priority !== undefined) {
+      if (![1, 2, 3, 4].includes(input.priority)) throw invalidField('priority', 'must be 1, 2, 3 or 4');
+      priority = input.priority;
+    }
+    const received = this.now();
+    let reportedAt = received;
+    if (input.reportedAt !== undefined) {
+      reportedAt = parseIsoTime(input.reportedAt, 'reportedAt');
+      if (reportedAt > received + 60) throw invalidField('reportedAt', 'lies in the future');
+    }
+    const source = checkText(input.source, 'source', 100);
+    const description = checkText(input.description, 'description', 4000);
+    const callback = checkText(input.callback, 'callback', 2048);
+    const key =
+      idempotencyKey === undefined ? undefined : checkText(idempotencyKey, 'idempotencyKey', 200, true);
+    const place = this.areas?.place(location) ?? {};
+    const payload: JsonObject = { immediate: type.immediate };
+    if (source !== undefined) payload.source = source;
+    if (description !== undefined) payload.description = description;
+    if (callback !== undefined) payload.callback = callback;
+    if (input.priority !== undefined && input.priority !== type.priority) payload.priorityOverride = true;
+    const fingerprint = JSON.stringify([
+      type.type,
+      location,
+      priority,
+      source ?? null,
+      description ?? null,
+      callback ?? null,
+    ]);
+
+    return this.serial(async () => {
+      if (key !== undefined) {
+        const merged = this.mergedKeys.get(key);
+        if (merged) {
+          if (merged.fingerprint !== fingerprint) throw new ApiError('IDEMPOTENCY_MISMATCH');
+          const rec =
+            this.mirror.incidents.get(merged.incidentId) ?? (await this.store.getIncident(merged.incidentId));
+          if (rec) return { incident: this.incidentViewOf(rec), created: false };
+        }
+      }
+      const dup = this.findDuplicate(type.type, location, reportedAt);
+      const actorId = actorTag(actor);
+      try {
+        return await this.write(actorId, async (w) => {
+          const r = await w.tx.createIncident(
+            {
+              type: type.type,
+              priority,
+              location,
+              reportedAt,
+              ...(place.cell !== undefined ? { cell: place.cell } : {}),
+              ...(place.area !== undefined ? { area: place.area } : {}),
+              targetAt: reportedAt + type.targetS,
+              payload,
+            },
+            {
+              actor: actorId,
+              at: w.at,
+              fingerprint,
+              ...(key !== undefined ? { idempotencyKey: key } : {}),
+              eventData: { source: source ?? null },
+            },
+          );
+          if (!r.created) {
+            const cur = this.mirror.incidents.get(r.incident.id) ?? r.incident;
+            return { incident: this.incidentViewOf(cur), created: false };
+          }
+          if (dup) throw new MergeIntoDuplicate();
+          w.wroteOutbox = true;
+          w.touchedIncidents.add(r.incident.id);
+          this.mirror.putIncident(r.incident);
+          w.createdIncidents.add(r.incident.id);
+          w.push([CONSOLES], 'incident:created', () => this.incidentViewById(r.incident.id));
+          w.after(() => {
+            this.requestDecision('incident reported');
+            const inc = this.mirror.incidents.get(r.incident.id);
+            if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
+          });
+          return { incident: this.incidentViewOf(r.incident), created: true };
+        });
+      } catch (err) {
+        if (!(err instanceof MergeIntoDuplicate) || !dup) throw err;
+      }
+      // A duplicate: the new report was rolled back; it becomes an event on the open incident.
+      await this.write(actorId, async (w) => {
+        await w.tx.appendEvent({
+          kind: 'duplicate_report',
+          incidentId: dup.id,
+          actor: actorId,
+          at: w.at,
+          data: {
+            location,
+            reportedAt: iso(reportedAt),
+            distanceM: Math.round(haversineM(location, dup.location)),
+            ...(source !== undefined ? { source } : {}),
+            ...(description !== undefined ? { description } : {}),
+            ...(callback !== undefined ? { callback } : {}),
+            ...(key !== undefined ? { idempotencyKey: key } : {}),
+          },
+        });
+        w.changedIncidents.add(dup.id);
+      });
+      if (key !== undefined) {
+        this.mergedKeys.set(key, { incidentId: dup.id, fingerprint });
+        if (this.mergedKeys.size > MERGED_KEYS_KEEP)
+          this.mergedKeys.delete(this.mergedKeys.keys().next().value!);
+      }
+      const cur = this.mirror.incidents.get(dup.id) ?? dup;
+      return { incident: this.incidentViewOf(cur), created: false };
+    });
+  }
+
+  private findDuplicate(type: string, location: LonLat, reportedAt: number): IncidentRecord | undefined {
+    let best: IncidentRecord | undefined;
+    let bestD = Number.POSITIVE_INFINITY;
+    for (const inc of this.mirror.incidents.values()) {
+      if (inc.type !== type || inc.status === 'resolved') continue;
+      if (Math.abs(inc.reportedAt - reportedAt) > this.config.duplicateWindowS) continue;
+      const d = haversineM(location, inc.location);
+      if (d <= this.config.duplicateRadiusM && d < bestD) {
+        best = inc;
+        bestD = d;
+      }
+    }
+    return best;
+  }
+
+  async listIncidents(
+    filter: { status?: string; open?: boolean; limit?: number; offset?: number },
+    actor: Actor,
+  ): Promise<IncidentView[]> {
+    this.ensureRunning();
+    if (actor.role === 'unit') {
+      const mine = await this.store.listAssignments({ unitId: actor.unitId ?? '\u0000', limit: 100_000 });
+      const ids = [...new Set(mine.map((a) => a.incidentId))].reverse();
+      const out: IncidentView[] = [];
+      for (const id of ids) {
+        const rec = this.mirror.incidents.get(id) ?? (await this.store.getIncident(id));
+        if (!rec) continue;
+        if (filter.status !== undefined && rec.status !== filter.status) continue;
+        if (filter.open !== undefined && filter.open !== !['closed', 'cancelled'].includes(rec.status))
+          continue;
+        out.push(this.incidentViewOf(rec));
+      }
+      const offset = Math.max(0, filter.offset ?? 0);
+      return out.slice(offset, offset + Math.min(1000, filter.limit ?? 100));
+    }
+    try {
+      const recs = await this.store.listIncidents({
+        ...(filter.status !== undefined ? { status: filter.status as IncidentStatus } : {}),
+        ...(filter.open !== undefined ? { open: filter.open } : {}),
+        ...(filter.limit !== undefined ? { limit: filter.limit } : {}),
+        ...(filter.offset !== undefined ? { offset: filter.offset } : {}),
+      });
+      return recs.map((r) => this.incidentViewOf(this.mirror.incidents.get(r.id) ?? r));
+    } catch (err) {
+      throw toApi(err);
+    }
+  }
+
+  async getIncident(id: string, actor: Actor): Promise<IncidentDetailView> {
+    this.ensureRunning();
+    const d = await this.store.getIncident(id);
+    if (!d) throw new ApiError('NOT_FOUND', `incident ${id} not found`);
+    let assignments = d.assignments;
+    let timeline = d.timeline;
+    if (actor.role === 'unit') {
+      assignments = assignments.filter((a) => a.unitId === actor.unitId);
+      if (assignments.length === 0) throw new ApiError('NOT_FOUND', `incident ${id} not found`);
+      timeline = timeline.filter((e) => e.unitId === undefined || e.unitId === actor.unitId);
+    }
+    const { timeline: _t, assignments: _a, ...rec } = d;
+    return {
+      ...this.incidentViewOf(this.mirror.incidents.get(id) ?? rec),
+      timeline: timeline.map(timelineEntry),
+      assignments: assignments.map(assignmentView),
+    };
+  }
+
+  async assign(incidentId: string, unitId: string, actor: Actor, reason?: string): Promise<AssignmentView> {
+    this.ensureRunning();
+    requireOperator(actor, 'assign units');
+    const why = checkText(reason, 'reason', 500);
+    return this.serial(async () => {
+      const inc = await this.openIncident(incidentId);
+      if (inc.status === 'resolved')
+        throw new ApiError('INVALID_TRANSITION', `incident ${incidentId} is resolved`);
+      const unit = this.mirror.units.get(unitId);
+      if (!unit) throw new ApiError('NOT_FOUND', `unit ${unitId} not found`);
+      const status = this.mirror.unitStatus(unit);
+      if (status === 'off_duty' || status === 'out_of_service') {
+        throw new ApiError('INVALID_TRANSITION', `unit ${unitId} is ${status}`);
+      }
+      const cur = this.mirror.activeOfUnit(unitId);
+      if (cur?.incidentId === incidentId) return assignmentView(cur);
+      if (cur?.status === 'on_scene') {
+        throw new ApiError('UNIT_BUSY', `unit ${unitId} is on scene at ${cur.incidentId}; clear it first`);
+      }
+      const type = this.typeOf(inc);
+      const active = this.mirror.activeFor(incidentId);
+      const open = (cap: string) =>
+        (type.requires[cap] ?? 0) - active.filter((a) => a.capability === cap).length;
+      const required = Object.keys(type.requires).filter((c) => unit.capabilities.includes(c));
+      const capability = required.find((c) => open(c) > 0) ?? required[0] ?? unit.capabilities[0];
+      // Reassignment: the package is full in that capability → the newest not-on-scene holder is released.
+      const replaced =
+        open(capability) <= 0
+          ? active
+              .filter((a) => a.capability === capability && a.status !== 'on_scene')
+              .sort((a, b) => b.offeredAt - a.offeredAt)[0]
+          : undefined;
+      const from = unit.position ?? unit.home;
+      const etaS =
+        (cur?.status === 'en_route' ? 0 : unit.turnoutS) +
+        this.travel.travelS(from, inc.location, unit.speedKmh);
+      const lateS = Math.max(
+        0,
+        inc.reportedAt + type.targetS - this.now() < etaS
+          ? etaS - (inc.reportedAt + type.targetS - this.now())
+          : 0,
+      );
+      const actorId = actorTag(actor);
+      const rec = await this.write(actorId, async (w) => {
+        if (replaced) {
+          await this.endAssignment(w, replaced, 'cancelled', {
+            reason: `reassigned to ${unitId} by ${actorId}`,
+            eventKind: 'released',
+          });
+        }
+        if (cur) {
+          await this.endAssignment(w, cur, 'preempted', {
+            reason: `taken for ${incidentId} by ${actorId}${why ? `: ${why}` : ''}`,
+            eventData: { toIncidentId: incidentId, override: true },
+            freeUnitAs: false,
+          });
+        }
+        return this.offer(
+          w,
+          this.mirror.incidents.get(incidentId) ?? inc,
+          unitId,
+          {
+            capability,
+            etaS,
+            crossesJurisdiction: !!(unit.homeArea && inc.area && unit.homeArea !== inc.area),
+            ...(cur ? { preemptedFrom: cur.incidentId } : {}),
+            explanation: {
+              summary: `${unitId}: assigned by ${actorId} (dispatcher override), ETA ${fmtS(etaS)}${why ? ` — ${why}` : ''}`,
+              etaS,
+              targetS: type.targetS,
+              lateS,
+              alternatives: [],
+            },
+          },
+          { override: true, ...(why ? { reason: why } : {}) },
+        );
+      });
+      if (cur || replaced) this.requestDecision('dispatcher override');
+      return assignmentView(rec);
+    });
+  }
+
+  /** An incident that is open (not closed/cancelled); NOT_FOUND / INVALID_TRANSITION otherwise. */
+  private async openIncident(id: string): Promise<IncidentRecord> {
+    const inc = this.mirror.incidents.get(id);
+    if (inc) return inc;
+    const stored = await this.store.getIncident(id);
+    if (!stored) throw new ApiError('NOT_FOUND', `incident ${id} not found`);
+    throw new ApiError('INVALID_TRANSITION', `incident ${id} is ${stored.status}`);
+  }
+
+  async cancelIncident(incidentId: string, actor: Actor, reason?: string): Promise<IncidentView> {
+    this.ensureRunning();
+    requireOperator(actor, 'cancel incidents');
+    const why = checkText(reason, 'reason', 500);
+    return this.serial(async () => {
+      const inc = await this.openIncident(incidentId);
+      if (inc.status === 'resolved') {
+        throw new ApiError('INVALID_TRANSITION', `incident ${incidentId} is resolved; close it instead`);
+      }
+      const rec = await this.write(actorTag(actor), async (w) => {
+        for (const a of this.mirror.activeFor(incidentId)) {
+          await this.endAssignment(w, a, 'cancelled', {
+            reason: 'incident cancelled',
+            eventKind: 'released',
+          });
+        }
+        const cur = this.mirror.incidents.get(incidentId) ?? inc;
+        return this.setIncidentStatus(w, cur, 'cancelled', why ? { reason: why } : undefined);
+      });
+      this.exclusions.clear(incidentId);
+      this.requestDecision('incident cancelled');
+      return this.incidentViewOf(rec);
+    });
+  }
+
+  async closeIncident(incidentId: string, actor: Actor, note?: string): Promise<IncidentView> {
+    this.ensureRunning();
+    requireOperator(actor, 'close incidents');
+    const text = checkText(note, 'note', 2000);
+    return this.serial(async () => {
+      const inc = await this.openIncident(incidentId);
+      const all = await this.store.listAssignments({ incidentId });
+      const reached =
+        all.some((a) => a.onSceneAt !== undefined) || inc.status === 'on_scene' || inc.status === 'resolved';
+      const rec = await this.write(actorTag(actor), async (w) => {
+        for (const a of this.mirror.activeFor(incidentId)) {
+          if (a.status === 'on_scene')
+            await this.endAssignment(w, a, 'cleared', { reason: 'incident closed' });
+          else
+            await this.endAssignment(w, a, 'cancelled', { reason: 'incident closed', eventKind: 'released' });
+        }
+        const cur = this.mirror.incidents.get(incidentId) ?? inc;
+        const data: JsonObject = { from: cur.status };
+        if (text !== undefined) data.note = text;
+        if (!reached) {
+          // Allowed (resolved by phone, false alarm…), but recorded for review.
+          data.withoutOnScene = true;
+          data.flagged = true;
+        }
+        return this.setIncidentStatus(w, cur, 'closed', data);
+      });
+      this.exclusions.clear(incidentId);
+      this.requestDecision('incident closed');
+      return this.incidentViewOf(rec);
+    });
+  }
+
+  // ================================================================ EngineApi: units
+
+  async listUnits(actor: Actor): Promise<UnitView[]> {
+    this.ensureRunning();
+    const units = [...this.mirror.units.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (actor.role === 'unit')
+      return units.filter((u) => u.id === actor.unitId).map((u) => this.unitViewOf(u));
+    return units.map((u) => this.unitViewOf(u));
+  }
+
+  async upsertUnit(id: string, input: UnitUpsertInput, actor: Actor): Promise<UnitView> {
+    this.ensureRunning();
+    requireRole(actor, ['admin', 'system'], 'register or update units');
+    if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(id)) {
+      throw invalidField('id', 'must be 1–64 characters: letters, digits, . _ : -');
+    }
+    const department = checkText(input?.department, 'department', 100, true)!;
+    if (!Array.isArray(input.capabilities) || input.capabilities.length === 0) {
+      throw invalidField('capabilities', 'must list at least one capability');
+    }
+    const capabilities = input.capabilities.map((c, i) => checkText(c, `capabilities[${i}]`, 64, true)!);
+    const home = checkLonLat(input.home, 'home');
+    if (typeof input.speedKmh !== 'number' || !(input.speedKmh > 0 && input.speedKmh <= 300)) {
+      throw invalidField('speedKmh', 'must be > 0 and ≤ 300');
+    }
+    if (typeof input.turnoutS !== 'number' || !Number.isFinite(input.turnoutS) || input.turnoutS < 0) {
+      throw invalidField('turnoutS', 'must be ≥ 0 seconds');
+    }
+    const homeArea = checkText(input.homeArea, 'homeArea', 100) ?? this.areas?.place(home).area;
+    if (input.status !== undefined && !['available', 'off_duty', 'out_of_service'].includes(input.status)) {
+      throw invalidField('status', 'may be set to available, off_duty or out_of_service');
+    }
+    return this.serial(async () => {
+      const cur = this.mirror.units.get(id);
+      const active = this.mirror.activeOfUnit(id);
+      const status = input.status;
+      if (active && status !== undefined && status !== 'out_of_service') {
+        throw new ApiError('INVALID_TRANSITION', `unit ${id} has an active assignment (${active.status})`);
+      }
+      const actorId = actorTag(actor);
+      await this.write(actorId, async (w) => {
+        const base: UnitRecord = cur ?? {
+          id,
+          department,
+          capabilities,
+          home,
+          speedKmh: input.speedKmh,
+          turnoutS: input.turnoutS,
+          status: 'available',
+          payload: {},
+          version: 0,
+          createdAt: w.at,
+          updatedAt: w.at,
+        };
+        if (!cur) this.mirror.putUnit(base);
+        const from = cur ? this.mirror.unitStatus(cur) : 'available';
+        const patch: Partial<UnitRecord> = {
+          department,
+          capabilities,
+          home,
+          homeArea,
+          speedKmh: input.speedKmh,
+          turnoutS: input.turnoutS,
+        };
+        if (!active && status !== undefined) patch.status = status;
+        try {
+          await this.setUnit(w, id, patch);
+        } catch (err) {
+          if (!cur) this.mirror.units.delete(id);
+          throw err;
+        }
+        await w.tx.appendAudit({
+          actor: actorId,
+          action: cur ? 'unit.update' : 'unit.register',
+          subject: id,
+          at: w.at,
+          data: {
+            department,
+            capabilities,
+            home,
+            homeArea: homeArea ?? null,
+            speedKmh: input.speedKmh,
+            turnoutS: input.turnoutS,
+            status: status ?? null,
+          },
+        });
+        if (active && status === 'out_of_service') {
+          await this.endAssignment(w, active, 'cancelled', {
+            reason: 'unit out of service',
+            eventKind: 'released',
+            freeUnitAs: 'out_of_service',
+          });
+        } else if (status !== undefined) {
+          await this.unitStatusEvent(w, id, from, status);
+        }
+      });
+      this.requestDecision('unit registered');
+      return this.unitViewById(id)!;
+    });
+  }
+
+  async reportLocation(unitId: string, position: LonLat, actor: Actor, atMs?: number): Promise<void> {
+    this.ensureRunning();
+    requireActFor(actor, unitId, 'report a location');
+    const pos = checkLonLat(position, 'position');
+    const nowMs = this.now() * 1000;
+    if (atMs !== undefined && (typeof atMs !== 'number' || !Number.isFinite(atMs) || atMs > nowMs + 60_000)) {
+      throw invalidField('at', 'must be epoch milliseconds, not in the future');
+    }
+    const u = this.mirror.units.get(unitId);
+    if (!u) throw new ApiError('NOT_FOUND', `unit ${unitId} not found`);
+    const fix = atMs ?? nowMs;
+    if (fix < (this.lastFixMs.get(unitId) ?? Number.NEGATIVE_INFINITY)) return; // an older fix arriving late
+    this.lastFixMs.set(unitId, fix);
+    this.latestPos.set(unitId, pos);
+    this.mirror.putUnit({ ...u, position: pos });
+    this.scheduleLocationFlush(unitId, nowMs);
+  }
+
+  private scheduleLocationFlush(unitId: string, nowMs: number): void {
+    if (this.locTimers.has(unitId)) return;
+    const due =
+      (this.lastLocPublishMs.get(unitId) ?? Number.NEGATIVE_INFINITY) + this.config.locationPublishMs;
+    const run = () => {
+      this.locTimers.delete(unitId);
+      if (!this.running) return;
+      this.lastLocPublishMs.set(unitId, this.now() * 1000);
+      this.track(
+        this.lane
+          .run(() => this.flushLocation(unitId))
+          .catch((e) => this.log(`location of ${unitId} not written`, e)),
+      );
+    };
+    if (due <= nowMs) {
+      this.locTimers.set(unitId, setTimeout(run, 0));
+    } else {
+      this.locTimers.set(unitId, setTimeout(run, due - nowMs));
+    }
+  }
+
+  private async flushLocation(unitId: string): Promise<void> {
+    if (!this.running || !this.mirror.units.has(unitId)) return;
+    const now = this.now();
+    const persist =
+      now - (this.lastLocPersist.get(unitId) ?? Number.NEGATIVE_INFINITY) >= this.config.locationPersistS;
+    await this.write(`unit:${unitId}`, async (w) => {
+      if (persist) {
+        this.lastLocPersist.set(unitId, now);
+        await this.setUnit(w, unitId, {});
+      }
+      w.changedUnits.delete(unitId);
+      w.push([CONSOLES], 'unit:updated', () => this.unitViewById(unitId));
+    });
+  }
+
+  async reportStatus(
+    unitId: string,
+    status: UnitStatus,
+    actor: Actor,
+    incidentId?: string,
+  ): Promise<UnitView> {
+    this.ensureRunning();
+    requireActFor(actor, unitId, 'report a status');
+    const allowed: UnitStatus[] = ['en_route', 'on_scene', 'available', 'off_duty', 'out_of_service'];
+    if (!allowed.includes(status)) {
+      throw new ApiError(
+        'INVALID_TRANSITION',
+        `a unit cannot report ${String(status)} (one of ${allowed.join(', ')})`,
+      );
+    }
+    return this.serial(async () => {
+      const unit = this.mirror.units.get(unitId);
+      if (!unit) throw new ApiError('NOT_FOUND', `unit ${unitId} not found`);
+      const cur = this.mirror.activeOfUnit(unitId);
+      const from = this.mirror.unitStatus(unit);
+      if (
+        incidentId !== undefined &&
+        cur?.incidentId !== incidentId &&
+        (status === 'en_route' || status === 'on_scene')
+      ) {
+        throw new ApiError('INVALID_TRANSITION', `unit ${unitId} is not assigned to ${incidentId}`);
+      }
+      const actorId = actorTag(actor);
+      switch (status) {
+        case 'en_route': {
+          if (!cur)
+            throw new ApiError('INVALID_TRANSITION', `unit ${unitId} has no assignment to be en route to`);
+          if (cur.status === 'en_route') return this.unitViewOf(unit);
+          if (cur.status === 'on_scene')
+            throw new ApiError('INVALID_TRANSITION', `unit ${unitId} is already on scene`);
+          await this.write(actorId, async (w) => {
+            const rec = await this.moveAssignment(w, cur, 'en_route');
+            await this.setUnit(w, unitId, this.unitPatchFor(rec));
+            await this.syncIncident(w, rec.incidentId);
+          });
+          break;
+        }
+        case 'on_scene': {
+          if (!cur)
+            throw new ApiError('INVALID_TRANSITION', `unit ${unitId} has no assignment to be on scene at`);
+          if (cur.status === 'on_scene') return this.unitViewOf(unit);
+          const inc = this.mirror.incidents.get(cur.incidentId);
+          const pos = unit.position;
+          const distanceM = pos && inc ? Math.round(haversineM(pos, inc.location)) : undefined;
+          const far = distanceM !== undefined && distanceM > this.config.onSceneFarM;
+          await this.write(actorId, async (w) => {
+            const rec = await this.moveAssignment(w, cur, 'on_scene', {
+              eventData: {
+                ...(distanceM !== undefined ? { distanceM } : { position: 'unknown' }),
+                ...(far ? { flagged: true, review: 'on_scene_far' } : {}),
+              },
+            });
+            await this.setUnit(w, unitId, {
+              ...this.unitPatchFor(rec),
+              ...(pos || !inc ? {} : { position: inc.location }),
+            });
+            await this.syncIncident(w, rec.incidentId);
+            if (far && inc) {
+              await this.raiseAlert(w, {
+                kind: 'on_scene_far',
+                severity: 'warning',
+                message: `${unitId} reported on scene at ${inc.id} ${distanceM} m from the incident (limit ${this.config.onSceneFarM} m); flagged for review`,
+                key: `on_scene_far:${rec.id}`,
+                incidentId: inc.id,
+                unitId,
+              });
+            }
+          });
+          break;
+        }
+        case 'available': {
+          if (cur) {
+            if (cur.status !== 'on_scene') {
+              throw new ApiError(
+                'INVALID_TRANSITION',
+                `unit ${unitId} is ${cur.status === 'en_route' ? 'en route' : 'offered'} to ${cur.incidentId}: decline, or report on scene first`,
+              );
+            }
+            await this.write(actorId, async (w) => {
+              await this.endAssignment(w, cur, 'cleared');
+            });
+          } else if (from !== 'available') {
+            await this.write(actorId, async (w) => {
+              await this.setUnit(w, unitId, this.unitPatchFor(undefined, 'available'));
+              await this.unitStatusEvent(w, unitId, from, 'available');
+            });
+          }
+          this.requestDecision('unit available');
+          break;
+        }
+        case 'off_duty': {
+          if (cur) {
+            throw new ApiError(
+              'INVALID_TRANSITION',
+              `unit ${unitId} has an active assignment; clear it first`,
+            );
+          }
+          if (from !== 'off_duty') {
+            await this.write(actorId, async (w) => {
+              await this.setUnit(w, unitId, this.unitPatchFor(undefined, 'off_duty'));
+              await this.unitStatusEvent(w, unitId, from, 'off_duty');
+            });
+          }
+          break;
+        }
+        case 'out_of_service': {
+          if (cur) {
+            await this.write(actorId, async (w) => {
+              await this.endAssignment(w, cur, 'cancelled', {
+                reason: 'unit out of service',
+                eventKind: 'released',
+                freeUnitAs: 'out_of_service',
+              });
+            });
+            this.requestDecision('unit out of service');
+          } else if (from !== 'out_of_service') {
+            await this.write(actorId, async (w) => {
+              await this.setUnit(w, unitId, this.unitPatchFor(undefined, 'out_of_service'));
+              await this.unitStatusEvent(w, unitId, from, 'out_of_service');
+            });
+          }
+          break;
+        }
+      }
+      return this.unitViewById(unitId)!;
+    });
+  }
+
+  async acknowledge(
+    assignmentId: string,
+    accept: boolean,
+    actor: Actor,
+    reason?: string,
+  ): Promise<AssignmentView> {
+    this.ensureRunning();
+    if (actor.role !== 'unit') requireOperator(actor, 'acknowledge offers');
+    if (typeof accept !== 'boolean') throw invalidField('accept', 'must be true or false');
+    const why = accept ? checkText(reason, 'reason', 500) : checkText(reason, 'reason', 500, true);
+    return this.serial(async () => {
+      const a = this.mirror.assignments.get(assignmentId) ?? (await this.store.getAssignment(assignmentId));
+      // Another unit's assignment does not exist for a unit (ids do not leak).
+      if (!a || (actor.role === 'unit' && a.unitId !== actor.unitId)) {
+        throw new ApiError('NOT_FOUND', `assignment ${assignmentId} not found`);
+      }
+      if (a.status !== 'offered') {
+        if (accept && (a.status === 'accepted' || a.status === 'en_route' || a.status === 'on_scene')) {
+          return assignmentView(a);
+        }
+        if (!accept && a.status === 'declined') return assignmentView(a);
+        throw new ApiError('INVALID_TRANSITION', `assignment ${assignmentId} is ${a.status}`);
+      }
+      const actorId = actorTag(actor);
+      if (accept) {
+        const rec = await this.write(actorId, async (w) => {
+          return this.moveAssignment(w, a, 'accepted', why ? { eventData: { note: why } } : {});
+        });
+        return assignmentView(rec);
+      }
+      const rec = await this.write(actorId, async (w) => {
+        const r = await this.endAssignment(w, a, 'declined', { reason: why! });
+        await this.countNonResponse(w, a.unitId);
+        w.after(() => {
+          this.exclusions.add(a.incidentId, a.unitId, w.at + this.config.declineExcludeS);
+          this.requestDecision('offer declined');
+        });
+        return r;
+      });
+      return assignmentView(rec);
+    });
+  }
+
+  async listAssignments(
+    filter: { unitId?: string; active?: boolean },
+    actor: Actor,
+  ): Promise<AssignmentView[]> {
+    this.ensureRunning();
+    let unitId = filter.unitId;
+    if (actor.role === 'unit') {
+      if (unitId !== undefined && unitId !== actor.unitId) {
+        throw new ApiError('FORBIDDEN', `unit ${actor.unitId} may only list its own assignments`);
+      }
+      unitId = actor.unitId ?? '\u0000';
+    }
+    if (filter.active) {
+      const list = [...this.mirror.assignments.values()]
+        .filter((a) => unitId === undefined || a.unitId === unitId)
+        .sort((a, b) => a.offeredAt - b.offeredAt);
+      return list.map(assignmentView);
+    }
+    const recs = await this.store.listAssignments({
+      ...(unitId !== undefined ? { unitId } : {}),
+      ...(filter.active === false
+        ? { status: ['cleared', 'declined', 'timed_out', 'preempted', 'cancelled'] }
+        : {}),
+      limit: 100_000,
+    });
+    // Newest first, at most 1000 (the store lists oldest first with no offset).
+    return recs.slice(-1000).reverse().map(assignmentView);
+  }
+
+  // ================================================================ EngineApi: alerts, KPIs
+
+  async listAlerts(actor: Actor): Promise<AlertView[]> {
+    this.ensureRunning();
+    requireRole(actor, ['dispatcher', 'admin', 'planner', 'system'], 'read alerts');
+    return this.alerts.open().map(alertView);
+  }
+
+  async acknowledgeAlert(alertId: string, actor: Actor): Promise<void> {
+    this.ensureRunning();
+    requireOperator(actor, 'acknowledge alerts');
+    await this.serial(async () => {
+      const a = this.alerts.get(alertId);
+      if (!a) throw new ApiError('NOT_FOUND', `alert ${alertId} not found`);
+      if (a.acknowledgedAt) return;
+      const by = actorTag(actor);
+      await this.write(by, async (w) => {
+        const at = iso(w.at);
+        await w.tx.pushMessage(ALERT_LEDGER, 'alert_ack', { alertId, by, at }, { at: w.at });
+        await w.tx.appendEvent({
+          kind: 'alert_ack',
+          actor: by,
+          at: w.at,
+          ...(a.incidentId !== undefined ? { incidentId: a.incidentId } : {}),
+          ...(a.unitId !== undefined ? { unitId: a.unitId } : {}),
+          data: { alertId, alertKind: a.kind },
+        });
+        w.after(() => this.alerts.acknowledge(alertId, by, at));
+      });
+    });
+  }
+
+  async kpis(q: KpiQuery, actor: Actor): Promise<unknown> {
+    this.ensureRunning();
+    requireRole(actor, ['dispatcher', 'planner', 'admin', 'system'], 'read KPIs');
+    const now = this.now();
+    const to = q.to !== undefined ? parseIsoTime(q.to, 'to') : now;
+    let from: number;
+    if (q.from !== undefined) from = parseIsoTime(q.from, 'from');
+    else {
+      const d = new Date(now * 1000);
+      d.setHours(0, 0, 0, 0); // today, local time of the server
+      from = d.getTime() / 1000;
+    }
+    if (!(to > from)) throw invalidField('to', 'must be after from');
+    if (to - from > 31 * 86400) throw invalidField('from', 'the period may span at most 31 days');
+    if (q.groupBy !== undefined && !['unit', 'department', 'area', 'type'].includes(q.groupBy)) {
+      throw invalidField('groupBy', 'must be unit, department, area or type');
+    }
+    return liveKpis({
+      store: this.store,
+      catalog: this.catalog,
+      units: [...this.mirror.units.values()],
+      from,
+      to,
+      now,
+      solverMs: this.solverMs,
+      ...(q.groupBy ? { groupBy: q.groupBy } : {}),
+    });
+  }
+
+  // ================================================================ for operators and metrics
+
+  /** True while a decision is queued or a state change runs (tests wait for quiet on it). */
+  get busy(): boolean {
+    return this.decisionQueued || this.lane.size > 0 || this.background.size > 0;
+  }
+
+  /** Open incidents by status (for the `dispatch_incidents` gauge). */
+  openIncidentCounts(): Record<string, number> {
+    const out: Record<string, number> = { queued: 0, assigned: 0, en_route: 0, on_scene: 0, resolved: 0 };
+    for (const i of this.mirror.incidents.values()) out[i.status] = (out[i.status] ?? 0) + 1;
+    return out;
+  }
+
+  /** Every unit that holds more than one active assignment (always empty; a test and health check). */
+  unitsWithTwoAssignments(): string[] {
+    const seen = new Map<string, number>();
+    for (const a of this.mirror.assignments.values()) seen.set(a.unitId, (seen.get(a.unitId) ?? 0) + 1);
+    return [...seen].filter(([, n]) => n > 1).map(([u]) => u);
+  }
+}

@@ -1,0 +1,175 @@
+// The engine's in-memory mirror of what the core decides on: every unit, the open incidents
+// and the active assignments. Rebuilt from store.loadSnapshot() on start and updated on every
+// write (a write that fails re-reads the records it touched), it is what each decision's
+// DispatchState is built from — no store round trip on the decision path.
+
+import type { DispatchState, Incident, Unit, UnitStatus } from '../core/types.ts';
+import {
+  ACTIVE_ASSIGNMENT_STATUSES,
+  type AssignmentRecord,
+  FINAL_INCIDENT_STATUSES,
+  type IncidentRecord,
+  isActiveAssignmentStatus,
+  type Snapshot,
+  type Store,
+  type UnitRecord,
+} from '../store/store.ts';
+
+/** Unit status implied by its active assignment (an accepted offer still counts as `offered`). */
+export function unitStatusFor(a: AssignmentRecord): UnitStatus {
+  if (a.status === 'en_route') return 'en_route';
+  if (a.status === 'on_scene') return 'on_scene';
+  return 'offered';
+}
+
+const COMMITTED: ReadonlySet<UnitStatus> = new Set(['offered', 'en_route', 'on_scene']);
+const DISPATCHABLE_INCIDENT: ReadonlySet<string> = new Set(['queued', 'assigned', 'en_route', 'on_scene']);
+
+export class Mirror {
+  readonly units = new Map<string, UnitRecord>();
+  /** Incidents not closed or cancelled (resolved ones stay until closed). */
+  readonly incidents = new Map<string, IncidentRecord>();
+  /** Active assignments by id. */
+  readonly assignments = new Map<string, AssignmentRecord>();
+  private readonly byUnit = new Map<string, string>();
+  /** Why an incident still has open slots, from the last decision. */
+  readonly queuedReasons = new Map<string, string>();
+
+  load(s: Snapshot): void {
+    this.units.clear();
+    this.incidents.clear();
+    this.assignments.clear();
+    this.byUnit.clear();
+    this.queuedReasons.clear();
+    for (const u of s.units) this.units.set(u.id, u);
+    for (const i of s.openIncidents) this.incidents.set(i.id, i);
+    for (const a of s.activeAssignments) this.putAssignment(a);
+  }
+
+  putUnit(u: UnitRecord): void {
+    this.units.set(u.id, u);
+  }
+
+  putIncident(i: IncidentRecord): void {
+    if (FINAL_INCIDENT_STATUSES.includes(i.status)) {
+      this.incidents.delete(i.id);
+      this.queuedReasons.delete(i.id);
+    } else {
+      this.incidents.set(i.id, i);
+    }
+  }
+
+  putAssignment(a: AssignmentRecord): void {
+    if (isActiveAssignmentStatus(a.status)) {
+      const prev = this.byUnit.get(a.unitId);
+      if (prev !== undefined && prev !== a.id) this.assignments.delete(prev);
+      this.assignments.set(a.id, a);
+      this.byUnit.set(a.unitId, a.id);
+    } else {
+      this.assignments.delete(a.id);
+      if (this.byUnit.get(a.unitId) === a.id) this.byUnit.delete(a.unitId);
+    }
+  }
+
+  activeOfUnit(unitId: string): AssignmentRecord | undefined {
+    const id = this.byUnit.get(unitId);
+    return id === undefined ? undefined : this.assignments.get(id);
+  }
+
+  activeFor(incidentId: string): AssignmentRecord[] {
+    const out: AssignmentRecord[] = [];
+    for (const a of this.assignments.values()) if (a.incidentId === incidentId) out.push(a);
+    return out.sort((x, y) => x.offeredAt - y.offeredAt || (x.id < y.id ? -1 : 1));
+  }
+
+  assignedUnitIds(incidentId: string): string[] {
+    return this.activeFor(incidentId).map((a) => a.unitId);
+  }
+
+  /** The unit's status as the engine treats it: from its active assignment when it has one. */
+  unitStatus(u: UnitRecord): UnitStatus {
+    const a = this.activeOfUnit(u.id);
+    if (a) return unitStatusFor(a);
+    return COMMITTED.has(u.status) ? 'available' : u.status;
+  }
+
+  /**
+   * The core's input: every unit (hidden ones left out when free) and the dispatchable open
+   * incidents (minus `skip`). Commitments come from the active assignments.
+   */
+  dispatchState(
+    opts: {
+      skipIncidents?: ReadonlySet<string>;
+      hideFreeUnits?: ReadonlySet<string>;
+      /** Incidents of types the catalogue no longer knows are left out (the core would refuse them). */
+      knownType?: (type: string) => boolean;
+    } = {},
+  ): DispatchState {
+    const units: Unit[] = [];
+    for (const u of this.units.values()) {
+      const a = this.activeOfUnit(u.id);
+      const status = this.unitStatus(u);
+      if (!a && opts.hideFreeUnits?.has(u.id)) continue;
+      const cu: Unit = {
+        id: u.id,
+        department: u.department,
+        capabilities: [...u.capabilities],
+        home: [u.home[0], u.home[1]],
+        speedKmh: u.speedKmh,
+        turnoutS: u.turnoutS,
+        status,
+      };
+      if (u.homeArea !== undefined) cu.homeArea = u.homeArea;
+      if (u.position) cu.position = [u.position[0], u.position[1]];
+      if (a) {
+        cu.incidentId = a.incidentId;
+        // The core checks a role against the unit's capabilities; an override may have used another tag.
+        if (u.capabilities.includes(a.capability)) cu.role = a.capability;
+        cu.since = a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt;
+      }
+      units.push(cu);
+    }
+    const incidents: Incident[] = [];
+    for (const i of this.incidents.values()) {
+      if (!DISPATCHABLE_INCIDENT.has(i.status) || opts.skipIncidents?.has(i.id)) continue;
+      if (opts.knownType && !opts.knownType(i.type)) continue;
+      const ci: Incident = {
+        id: i.id,
+        type: i.type,
+        location: [i.location[0], i.location[1]],
+        reportedAt: i.reportedAt,
+        status: i.status,
+        priority: i.priority,
+        assignedUnitIds: this.assignedUnitIds(i.id),
+      };
+      if (i.cell !== undefined) ci.cell = i.cell;
+      if (i.area !== undefined) ci.area = i.area;
+      incidents.push(ci);
+    }
+    return { units, incidents };
+  }
+
+  /** Re-reads one unit and its active assignment (after a conflict showed the mirror was stale). */
+  async reloadUnit(store: Store, unitId: string): Promise<void> {
+    const u = await store.getUnit(unitId);
+    if (u) this.units.set(u.id, u);
+    else this.units.delete(unitId);
+    const prev = this.activeOfUnit(unitId);
+    if (prev) this.putAssignment({ ...prev, status: 'cancelled' });
+    const active = await store.listAssignments({ unitId, status: [...ACTIVE_ASSIGNMENT_STATUSES] });
+    for (const a of active) this.putAssignment(a);
+  }
+
+  /** Re-reads one incident and its assignments. */
+  async reloadIncident(store: Store, incidentId: string): Promise<void> {
+    const d = await store.getIncident(incidentId);
+    for (const a of this.activeFor(incidentId)) this.putAssignment({ ...a, status: 'cancelled' });
+    if (!d) {
+      this.incidents.delete(incidentId);
+      return;
+    }
+    const { timeline: _t, assignments, ...rec } = d;
+    this.putIncident(rec);
+    for (const a of assignments) if (isActiveAssignmentStatus(a.status)) this.putAssignment(a);
+  }
+}

@@ -1,0 +1,56 @@
+// One unit of work of the engine: the writes of one state change in one store transaction,
+// the messages it pushes (recorded in the same transaction, so a change and its messages
+// commit together and are replayable), and what runs after the commit (timers, triggers).
+
+import type { MessageRecord, Store } from '../store/store.ts';
+import type { Recipient } from './ports.ts';
+
+export interface Outgoing {
+  recipients: Recipient[];
+  event: string;
+  /** Evaluated at the end of the work, so views show the final state. undefined = skip. */
+  data: () => unknown;
+}
+
+export class Work {
+  readonly messages: Outgoing[] = [];
+  readonly afterCommit: (() => unknown)[] = [];
+  /** Units / incidents whose `…:updated` view is pushed at the end (once each). */
+  readonly changedUnits = new Set<string>();
+  readonly changedIncidents = new Set<string>();
+  /** Incidents announced with `incident:created` (no `incident:updated` for them). */
+  readonly createdIncidents = new Set<string>();
+  /** Records touched, re-read into the mirror when the transaction fails. */
+  readonly touchedUnits = new Set<string>();
+  readonly touchedIncidents = new Set<string>();
+  /** Alert keys raised in this work (so one transaction never raises a key twice). */
+  readonly alertKeys = new Set<string>();
+  wroteOutbox = false;
+  records: MessageRecord[] = [];
+
+  constructor(
+    readonly tx: Store,
+    /** Epoch seconds of the change. */
+    readonly at: number,
+    /** Actor tag written to events and audit rows. */
+    readonly actor: string,
+  ) {}
+
+  push(recipients: Recipient[], event: string, data: () => unknown): void {
+    this.messages.push({ recipients, event, data });
+  }
+
+  after(fn: () => unknown): void {
+    this.afterCommit.push(fn);
+  }
+
+  unitChanged(id: string): void {
+    this.changedUnits.add(id);
+    this.touchedUnits.add(id);
+  }
+
+  incidentChanged(id: string): void {
+    this.changedIncidents.add(id);
+    this.touchedIncidents.add(id);
+  }
+}
