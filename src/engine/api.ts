@@ -3,7 +3,7 @@
 // simulated units and any other client obey the same rules. Errors are ApiErrors
 // (src/server/errors.ts codes) so both transports answer alike.
 
-import type { LonLat, Priority, UnitStatus } from '../core/types.ts';
+import type { IncidentType, LonLat, Priority, UnitStatus } from '../core/types.ts';
 import type { AlertView, AssignmentView, IncidentView, UnitView } from '../shared/events.ts';
 
 /** Who is acting: a dispatcher, a unit (bound to its id), a planner, an admin, or the system. */
@@ -49,7 +49,16 @@ export interface KpiQuery {
   groupBy?: 'unit' | 'department' | 'area' | 'type';
 }
 
+/** What every client needs to draw the district and offer incident types. */
+export interface DistrictConfig {
+  /** Sub-districts and grid cells (GeoJSON FeatureCollection). */
+  areas: { type: 'FeatureCollection'; features: unknown[] };
+  catalog: IncidentType[];
+  immediateTypes: string[];
+}
+
 export interface EngineApi {
+  district(actor: Actor): Promise<DistrictConfig>;
   reportIncident(
     input: ReportIncidentInput,
     idempotencyKey: string | undefined,

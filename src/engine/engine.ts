@@ -52,6 +52,7 @@ import { actorTag, requireActFor, requireOperator, requireRole } from './access.
 import { ALERT_LEDGER, AlertBook, alertView, makeAlert, type NewAlert } from './alerts.ts';
 import type {
   Actor,
+  DistrictConfig,
   EngineApi,
   IncidentDetailView,
   KpiQuery,
@@ -1811,6 +1812,20 @@ export class Engine implements EngineApi {
         w.after(() => this.alerts.acknowledge(alertId, by, at));
       });
     });
+  }
+
+  async district(actor: Actor): Promise<DistrictConfig> {
+    requireRole(
+      actor,
+      ['dispatcher', 'planner', 'admin', 'unit', 'system'],
+      'read the district configuration',
+    );
+    const features = this.areas ? [...this.areas.areas(), ...this.areas.cells()] : [];
+    return {
+      areas: { type: 'FeatureCollection', features },
+      catalog: [...this.catalog.list],
+      immediateTypes: [...this.catalog.immediateTypes],
+    };
   }
 
   async kpis(q: KpiQuery, actor: Actor): Promise<unknown> {

@@ -188,6 +188,11 @@ export class FakeEngine implements EngineApi {
     return [...this.assignments.values()].filter((a) => !filter.unitId || a.unitId === filter.unitId);
   }
 
+  async district(actor: Actor) {
+    this.enter('district', actor);
+    return { areas: { type: 'FeatureCollection' as const, features: [] }, catalog: [], immediateTypes: [] };
+  }
+
   async listAlerts(actor: Actor) {
     this.enter('listAlerts', actor);
     return [...this.alerts.values()];

@@ -17,6 +17,7 @@
 //   GET  /v1/assignments               dispatcher planner admin unit (its own only)
 //   GET  /v1/alerts                    dispatcher planner admin
 //   POST /v1/alerts/:id/ack            dispatcher admin
+//   GET  /v1/config                    every role (areas, catalogue)
 //   GET  /v1/kpis                      dispatcher planner admin
 //   GET  /v1/messages?after=SEQ        every role (its own stream: consoles or unit:<id>)
 
@@ -391,6 +392,21 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
       await engine.acknowledgeAlert(req.params.id, req.actor);
       return reply.code(204).send();
     },
+  );
+
+  api.get(
+    '/config',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['district'],
+        summary:
+          'The district: areas (GeoJSON sub-districts and grid cells), the incident-type catalogue and the immediate-response list',
+        security,
+        response: documented({ 200: Type.Unknown(), ...errorResponses(401) }),
+      },
+    },
+    async (req) => engine.district(req.actor),
   );
 
   api.get(
