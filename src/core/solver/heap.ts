@@ -25,10 +25,6 @@ export class IndexedMinHeap {
     this.size = 0;
   }
 
-  has(id: number): boolean {
-    return this.pos[id] >= 0;
-  }
-
   push(id: number): void {
     const k = this.size++;
     this.heap[k] = id;

@@ -56,7 +56,8 @@ const INF = Number.POSITIVE_INFINITY;
 /**
  * Solves the dense rectangular assignment problem with per-row private unserved columns.
  * cost is row-major nRows × nCols; Infinity marks a missing edge, and an unservedCost of
- * Infinity means the row must be served (NaN and −Infinity are not allowed anywhere). Returns
+ * Infinity means the row must be served. NaN and −Infinity are not allowed anywhere (not
+ * checked: the solve still terminates, with an unspecified answer). Returns
  * null when the budget is exhausted (result.work never exceeds budget.maxWork) or when no
  * assignment serves every row that must be served.
  */
@@ -110,7 +111,6 @@ function solveCore(
 ): boolean {
   asg.fill(-1);
   colToRow.fill(-1);
-  v.fill(0);
   const free = new Int32Array(n);
   const nFree = rowReduction(n, m, cost, unservedCost, meter, asg, colToRow, v, free);
   if (nFree < 0) return false;
@@ -263,6 +263,7 @@ function augment(
         break;
       }
     }
+    if (minK < 0) return false; // only with NaN costs: give up rather than loop
     const j1 = collist[minK];
     collist[minK] = collist[ready];
     collist[ready++] = j1;

@@ -3,21 +3,22 @@
 // most one row.
 //
 // Algorithm: successive shortest augmenting paths (as in LAPJVsp and the rectangular
-// algorithm behind scipy's linear_sum_assignment). A row-minimum start assigns each row
-// its cheapest column when that column is still free; then, for every row left free, a
-// Dijkstra search over columns (binary heap, reduced costs c − u − v ≥ 0) stops at the
-// first free column popped, only the scanned columns' potentials move, and the path is
-// augmented. Rows are processed in index order and all comparisons are strict with a total
-// tie-break (distance, then free columns first, then column index), so the result is a
-// deterministic function of the input.
+// algorithm behind scipy's linear_sum_assignment). A cheap start, Jonker–Volgenant's
+// augmenting row reduction from v = 0 (two capped passes of "take your cheapest column at
+// price c − v, raise its price to your second-best"), assigns most rows with tight edges;
+// then, for every row left free, a Dijkstra search over columns (binary heap, reduced costs
+// c − u − v ≥ 0) stops at the first free column popped, only the scanned columns' potentials
+// move, and the path is augmented. Rows are processed in index order and all comparisons are
+// strict with a total tie-break (distance, then free columns first, then column index), so
+// the result is a deterministic function of the input.
 //
 // Duals (the LP dual of  min Σ c x,  Σ_j x_rj = 1 per row,  Σ_r x_rj ≤ 1 per column):
 //   u_r + v_j ≤ c_rj on every edge, with equality on matched edges;
 //   v_j ≤ 0 on every column, and v_j = 0 on every column left unmatched.
-// They hold by construction at every step: v starts at 0, only scanned columns' v ever
-// decrease, and a free column is never scanned (the search stops when it pops one, and its
-// own update is zero), so a column's v stays 0 until it is matched and a matched column never
-// becomes free again. With integer costs all labels are integers, so the certificate is exact.
+// They hold by construction at every step: v starts at 0 and only ever decreases, only on
+// columns that are matched (a bid's column, or a scanned column: the search stops when it pops
+// a free one, whose own update is zero), and a matched column never becomes free again. With
+// integer costs all labels are integers, so the certificate is exact.
 
 import { IndexedMinHeap } from './heap.ts';
 
