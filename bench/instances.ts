@@ -40,6 +40,8 @@ export interface InstanceSpec {
   allOrNothing?: boolean;
   /** Incidents were reported up to this many seconds before now (default 120: a surge's last two minutes). */
   backlogS?: number;
+  /** Share of units stationed near the incident hotspots (default 0.5). */
+  unitsNearHotspots?: number;
   /** Side of the square district in degrees (about 111 km per degree). */
   spanDeg?: number;
 }
@@ -102,6 +104,14 @@ export function makeInstance(spec: InstanceSpec): Instance {
   const multis = types.filter((t) => Object.values(t.requires).reduce((a, b) => a + b, 0) > 1);
   const hotspots = Array.from({ length: 6 }, () => [x0 + rnd() * span, y0 + rnd() * span]);
   const units: Unit[] = [];
+  // Stations follow demand: part of every fleet is based near the hotspots, the rest spread out.
+  const homeOf = (): [number, number] => {
+    if (rnd() < (spec.unitsNearHotspots ?? 0.5)) {
+      const h = hotspots[Math.floor(rnd() * hotspots.length)];
+      return [h[0] + (rnd() - 0.5) * span * 0.2, h[1] + (rnd() - 0.5) * span * 0.2];
+    }
+    return [x0 + rnd() * span, y0 + rnd() * span];
+  };
   for (let i = 0; i < spec.units; i++) {
     const cap = spec.dense ? 'general' : CAPS[i % CAPS.length];
     const caps = spec.dense ? [cap] : rnd() < 0.1 ? [cap, CAPS[(i + 2) % CAPS.length]] : [cap];
@@ -109,7 +119,7 @@ export function makeInstance(spec: InstanceSpec): Instance {
       id: `U${String(i).padStart(5, '0')}`,
       department: cap,
       capabilities: caps,
-      home: [x0 + rnd() * span, y0 + rnd() * span],
+      home: homeOf(),
       // Each department drives a similar vehicle: its own speed and turnout, ±10 %.
       speedKmh: Math.round(PROFILE[cap].speedKmh * (0.9 + rnd() * 0.2)),
       turnoutS: Math.round(PROFILE[cap].turnoutS * (0.9 + rnd() * 0.2)),

@@ -15,7 +15,7 @@ import { type Column, edgeCost, eligible, etaS, type Pool, type Row } from './mo
 import { LATE_FACTOR, slotCost } from './objective.ts';
 import type { PassInput } from './passes.ts';
 import { solveDense } from './solver/lap-dense.ts';
-import { type LapBudget, solveSparse } from './solver/lap.ts';
+import { type LapBudget, solveSparse, type WarmStart } from './solver/lap.ts';
 import { leastPrices } from './solver/prices.ts';
 import { solveAssignmentIlp, type IlpProblem } from './solver/ilp.ts';
 
@@ -153,6 +153,8 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
   const { rows, cols, options } = input;
   const nCols = cols.length;
   const lists: RowList[] = rows.map((r) => listFor(r, options.initialK, input, forced.has(r.index)));
+  // Each round restarts from the previous optimum; only rows it no longer proves are re-solved.
+  let warm: WarmStart | undefined;
   for (let round = 0; round <= MAX_WIDEN_ROUNDS; round++) {
     let nnz = 0;
     for (const l of lists) nnz += l.cands.length + 1;
@@ -171,13 +173,14 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
     });
     rowStart[rows.length] = e;
     const problem = { nRows: rows.length, nCols: nCols + rows.length, rowStart, col, cost };
-    const res = solveSparse(problem, budget.forLap());
+    const res = solveSparse(problem, budget.forLap(), warm);
     if (!res) return null;
     budget.used += res.work;
     // The least prices give the smallest row duals, hence the shortest lists that certify.
     const least = leastPrices(problem, res.rowToCol, res.colToRow, 50 * nnz);
     budget.used += least?.work ?? 0;
     const u = least?.u ?? res.u;
+    warm = { rowToCol: res.rowToCol, v: res.v };
     const failing: number[] = [];
     for (let i = 0; i < rows.length; i++) {
       // Every unit off the list costs at least restCost, and unit prices are ≥ 0.

@@ -408,6 +408,30 @@ describe('solveSparse', () => {
     }
   });
 
+  it('a warm start after lists grow gives the cold optimum and a valid certificate', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const rnd = mulberry32(seed * 7919);
+      // A first round on a subset of each row's edges, then the full lists (a superset).
+      const full = randomSparse(seed, 120, 200, 14, 5000);
+      const keep = (e: number) => e === full.rowStart[0] || rnd() < 0.5;
+      const edges: Edge[] = [];
+      for (let r = 0; r < full.nRows; r++) {
+        for (let e = full.rowStart[r]; e < full.rowStart[r + 1]; e++) {
+          if (e === full.rowStart[r + 1] - 1 || keep(e)) edges.push({ r, j: full.col[e], c: full.cost[e] });
+        }
+      }
+      const first = toSparse(full.nRows, full.nCols, edges);
+      const r1 = solveSparse(first);
+      if (!r1) continue;
+      const cold = solveSparse(full);
+      const warm = solveSparse(full, undefined, { rowToCol: r1.rowToCol, v: r1.v });
+      expect(warm === null).toBe(cold === null);
+      if (!warm || !cold) continue;
+      expect(warm.total).toBe(cold.total);
+      checkSparse(full, warm);
+    }
+  });
+
   it('is deterministic, including on massive ties', () => {
     const p = randomSparse(7, 200, 300, 10, 3); // costs 0..2: ties everywhere
     const a = solveSparse(p)!;

@@ -102,7 +102,7 @@ function validate(p: SparseLap): void {
  * exhausted (result.work never exceeds budget.maxWork) or the instance is infeasible (some row
  * cannot be given a column of its own). Throws RangeError on malformed input.
  */
-export function solveSparse(p: SparseLap, budget?: LapBudget): LapResult | null {
+export function solveSparse(p: SparseLap, budget?: LapBudget, warm?: WarmStart): LapResult | null {
   validate(p);
   const { nRows, nCols, rowStart, col, cost } = p;
   const meter = new WorkMeter(budget);
@@ -113,7 +113,9 @@ export function solveSparse(p: SparseLap, budget?: LapBudget): LapResult | null 
   const v = new Float64Array(nCols);
 
   const free = new Int32Array(nRows);
-  const nFree = rowReduction(p, meter, rowToCol, colToRow, u, v, free);
+  const nFree = warm
+    ? warmStart(p, warm, meter, rowToCol, colToRow, u, v, free)
+    : rowReduction(p, meter, rowToCol, colToRow, u, v, free);
   if (nFree < 0) return null;
 
   // Shortest augmenting paths. dist[j] is valid when label[j] === stamp; a column is final
@@ -202,6 +204,88 @@ export function solveSparse(p: SparseLap, budget?: LapBudget): LapResult | null 
     total += c;
   }
   return { rowToCol, colToRow, u, v, total, work: meter.work };
+}
+
+/**
+ * A previous optimum on the same columns: when candidate lists grow between rounds, the
+ * solve restarts from it and re-augments only the rows it no longer proves optimal.
+ */
+export interface WarmStart {
+  rowToCol: Int32Array;
+  v: Float64Array;
+}
+
+/**
+ * Keeps every matched row whose edges all still have reduced cost ≥ 0 under the old column
+ * duals (its match tight), frees the others, and resets a freed column's dual to 0 as the
+ * contract requires of unmatched columns — which can make other rows prefer it, so they are
+ * freed in turn (a cascade over the column → rows transpose). Returns the number of free rows.
+ */
+function warmStart(
+  p: SparseLap,
+  warm: WarmStart,
+  meter: WorkMeter,
+  rowToCol: Int32Array,
+  colToRow: Int32Array,
+  u: Float64Array,
+  v: Float64Array,
+  free: Int32Array,
+): number {
+  const { nRows, nCols, rowStart, col, cost } = p;
+  v.set(warm.v);
+  const tol = (x: number) => 1e-9 * Math.max(1, Math.abs(x));
+  const isFree = new Uint8Array(nRows);
+  // Rows keep their match when it is still an edge and still their cheapest under v.
+  for (let r = 0; r < nRows; r++) {
+    const m = warm.rowToCol[r];
+    let cm = Number.POSITIVE_INFINITY;
+    let best = Number.POSITIVE_INFINITY;
+    const end = rowStart[r + 1];
+    for (let e = rowStart[r]; e < end; e++) {
+      const h = cost[e] - v[col[e]];
+      if (h < best) best = h;
+      if (col[e] === m && cost[e] < cm) cm = cost[e];
+    }
+    meter.work += end - rowStart[r];
+    if (m >= 0 && m < nCols && cm < Number.POSITIVE_INFINITY && colToRow[m] < 0 && cm - v[m] <= best + tol(best)) {
+      rowToCol[r] = m;
+      colToRow[m] = r;
+      u[r] = cm - v[m];
+    } else isFree[r] = 1;
+  }
+  // Columns whose dual must return to 0 because no row holds them.
+  const tStart = new Int32Array(nCols + 1);
+  for (let e = 0; e < rowStart[nRows]; e++) tStart[col[e] + 1]++;
+  for (let j = 0; j < nCols; j++) tStart[j + 1] += tStart[j];
+  const tRow = new Int32Array(rowStart[nRows]);
+  const fill = tStart.slice(0, nCols);
+  for (let r = 0; r < nRows; r++) for (let e = rowStart[r]; e < rowStart[r + 1]; e++) tRow[fill[col[e]]++] = r;
+  const stack: number[] = [];
+  for (let j = 0; j < nCols; j++) if (colToRow[j] < 0 && v[j] !== 0) stack.push(j);
+  while (stack.length > 0) {
+    const j = stack.pop()!;
+    if (colToRow[j] >= 0 || v[j] === 0) continue;
+    v[j] = 0;
+    for (let t = tStart[j]; t < tStart[j + 1]; t++) {
+      const r = tRow[t];
+      if (isFree[r]) continue;
+      // Row r now finds j cheaper than its match (u_r = its cheapest): free it.
+      let cj = Number.POSITIVE_INFINITY;
+      for (let e = rowStart[r]; e < rowStart[r + 1]; e++) if (col[e] === j && cost[e] < cj) cj = cost[e];
+      if (cj < u[r] - tol(u[r])) {
+        isFree[r] = 1;
+        const m = rowToCol[r];
+        rowToCol[r] = -1;
+        colToRow[m] = -1;
+        stack.push(m);
+      }
+    }
+    meter.work += tStart[j + 1] - tStart[j];
+  }
+  if (meter.work >= meter.next && !meter.check()) return -1;
+  let nFree = 0;
+  for (let r = 0; r < nRows; r++) if (isFree[r]) free[nFree++] = r;
+  return nFree;
 }
 
 /** Cap on augmenting-row-reduction bids, per row. */
