@@ -271,21 +271,35 @@ export class CapabilityIndex {
     const g = this.groups.get(`${pool}:${cap}`);
     if (!g) return { cols: [], restLowerBoundS: Number.POSITIVE_INFINITY };
     let radiusM = g.spacingM * Math.sqrt(k + 1) * 1.5;
+    // The k+1 nearest hits kept sorted by insertion (k is small): no allocation per hit.
+    const bestD = new Float64Array(k + 1);
+    const bestI = new Int32Array(k + 1);
     for (;;) {
       const { ids, all } = this.box(g, at, radiusM);
-      const hits: { c: Column; d: number }[] = [];
+      let n = 0;
       for (const i of ids) {
         const c = g.cols[i];
-        if (!filter || filter(c)) hits.push({ c, d: haversineM(c.at, at) });
+        if (filter && !filter(c)) continue;
+        const d = haversineM(c.at, at);
+        if (n === k + 1 && !(d < bestD[k] || (d === bestD[k] && c.index < g.cols[bestI[k]].index))) continue;
+        let p = n === k + 1 ? k : n++;
+        while (p > 0 && (bestD[p - 1] > d || (bestD[p - 1] === d && g.cols[bestI[p - 1]].index > c.index))) {
+          bestD[p] = bestD[p - 1];
+          bestI[p] = bestI[p - 1];
+          p--;
+        }
+        bestD[p] = d;
+        bestI[p] = i;
       }
-      if (hits.length > k || all) {
-        hits.sort((x, y) => x.d - y.d || x.c.index - y.c.index);
-        // Unreturned: the hits past k (sorted) and whatever lies outside the box.
+      if (n > k || all) {
+        // Unreturned: the (k+1)-th hit and whatever lies outside the box.
         let restM = all ? Number.POSITIVE_INFINITY : radiusM;
-        if (hits.length > k) restM = Math.min(restM, hits[k].d);
+        if (n > k) restM = Math.min(restM, bestD[k]);
         const restLowerBoundS =
           restM === Number.POSITIVE_INFINITY ? restM : g.minTurnout + travel.lowerBoundS(restM, g.maxSpeed);
-        return { cols: hits.slice(0, k).map((h) => h.c), restLowerBoundS };
+        const cols: Column[] = [];
+        for (let q = 0; q < Math.min(n, k); q++) cols.push(g.cols[bestI[q]]);
+        return { cols, restLowerBoundS };
       }
       radiusM *= 2;
     }

@@ -61,8 +61,11 @@ function boundCost(r: Row, etaLowerBoundS: number, maxEtaS: number): number {
   return etaLowerBoundS > maxEtaS ? NONE_LEFT : slotCost(r.weight, etaLowerBoundS, r.slackS);
 }
 
-function pools(r: Row, input: PassInput): Pool[] {
-  return r.immediate && input.index.count(r.capability, 'preempt') > 0 ? ['free', 'preempt'] : ['free'];
+const FREE_ONLY: readonly Pool[] = ['free'];
+const BOTH_POOLS: readonly Pool[] = ['free', 'preempt'];
+
+function pools(r: Row, input: PassInput): readonly Pool[] {
+  return r.immediate && input.index.count(r.capability, 'preempt') > 0 ? BOTH_POOLS : FREE_ONLY;
 }
 
 /** The k nearest units of each pool the slot may draw on. */
@@ -162,15 +165,16 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
     const col = new Int32Array(nnz);
     const cost = new Float64Array(nnz);
     let e = 0;
-    rows.forEach((r, i) => {
+    for (let i = 0; i < rows.length; i++) {
       rowStart[i] = e;
-      for (const c of lists[i].cands) {
-        col[e] = c.col.index;
-        cost[e++] = c.cost;
+      const cands = lists[i].cands;
+      for (let q = 0; q < cands.length; q++) {
+        col[e] = cands[q].col.index;
+        cost[e++] = cands[q].cost;
       }
       col[e] = nCols + i; // the row's private "unserved" column
-      cost[e++] = r.unservedCost;
-    });
+      cost[e++] = rows[i].unservedCost;
+    }
     rowStart[rows.length] = e;
     const problem = { nRows: rows.length, nCols: nCols + rows.length, rowStart, col, cost };
     const res = solveSparse(problem, budget.forLap(), warm);

@@ -45,7 +45,35 @@ export function validateUnits(units: unknown, path = 'units'): Unit[] {
   });
 }
 
+const isText = (x: unknown): x is string => typeof x === 'string' && x.trim() !== '';
+const isFiniteNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * True when a unit is already in normal form, so it can be used as is: the optimiser runs on
+ * thousands of units per decision and building error paths for each field would dominate.
+ * Anything unusual takes the detailed path, which normalises or names the offending field.
+ */
+function isCleanUnit(o: Record<string, unknown>): boolean {
+  const caps = o.capabilities;
+  if (!isText(o.id) || !isText(o.department) || !Array.isArray(caps) || caps.length === 0) return false;
+  for (let i = 0; i < caps.length; i++) {
+    if (!isText(caps[i])) return false;
+    for (let j = 0; j < i; j++) if (caps[j] === caps[i]) return false;
+  }
+  const speed = o.speedKmh;
+  if (!isLonLat(o.home) || !isFiniteNum(speed) || !(speed > 0 && speed <= MAX_SPEED_KMH)) return false;
+  if (!isFiniteNum(o.turnoutS) || o.turnoutS < 0) return false;
+  if (typeof o.status !== 'string' || !(UNIT_STATUSES as readonly string[]).includes(o.status)) return false;
+  if (o.homeArea !== undefined && !isText(o.homeArea)) return false;
+  if (o.position !== undefined && !isLonLat(o.position)) return false;
+  if (o.incidentId !== undefined && !isText(o.incidentId)) return false;
+  if (o.role !== undefined && !(isText(o.role) && caps.includes(o.role))) return false;
+  if (o.since !== undefined && !isFiniteNum(o.since)) return false;
+  return !(COMMITTED.has(o.status as UnitStatus) && o.incidentId === undefined);
+}
+
 function validateUnit(raw: unknown, path: string): Unit {
+  if (isRecord(raw) && isCleanUnit(raw)) return raw as unknown as Unit;
   const o = requireRecord(raw, path);
   const id = requireString(o.id, `${path}.id`);
   const department = requireString(o.department, `${path}.department`);
@@ -91,7 +119,28 @@ export function validateIncidents(incidents: unknown, catalog: CatalogIndex, pat
   });
 }
 
+function isCleanIncident(o: Record<string, unknown>, catalog: CatalogIndex): boolean {
+  if (!isText(o.id) || !isText(o.type) || !catalog.get(o.type) || !isLonLat(o.location)) return false;
+  if (!isFiniteNum(o.reportedAt)) return false;
+  if (typeof o.status !== 'string' || !(INCIDENT_STATUSES as readonly string[]).includes(o.status)) return false;
+  if (o.cell !== undefined && !isText(o.cell)) return false;
+  if (o.area !== undefined && !isText(o.area)) return false;
+  if (o.priority !== undefined && o.priority !== 1 && o.priority !== 2 && o.priority !== 3 && o.priority !== 4) {
+    return false;
+  }
+  const ids = o.assignedUnitIds;
+  if (ids !== undefined) {
+    if (!Array.isArray(ids)) return false;
+    for (let i = 0; i < ids.length; i++) {
+      if (!isText(ids[i])) return false;
+      for (let j = 0; j < i; j++) if (ids[j] === ids[i]) return false;
+    }
+  }
+  return true;
+}
+
 function validateIncident(raw: unknown, catalog: CatalogIndex, path: string): Incident {
+  if (isRecord(raw) && isCleanIncident(raw, catalog)) return raw as unknown as Incident;
   const o = requireRecord(raw, path);
   const id = requireString(o.id, `${path}.id`);
   const type = requireString(o.type, `${path}.type`);

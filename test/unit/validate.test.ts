@@ -51,7 +51,7 @@ const incident = {
 };
 
 describe('validateUnits', () => {
-  it('returns normalised copies and leaves the input alone', () => {
+  it('leaves the input alone, passes normal-form units through and normalises the rest', () => {
     const input = [
       { ...unit, extra: 1 },
       {
@@ -73,8 +73,9 @@ describe('validateUnits', () => {
     const before = structuredClone(input);
     const out = validateUnits(input);
     expect(input).toEqual(before);
-    expect(out[0]).toEqual(unit);
-    expect(out[0].home).not.toBe(input[0].home);
+    // A unit already in normal form is used as given (the core never mutates it).
+    expect(out[0]).toBe(input[0]);
+    expect(out[0]).toMatchObject(unit);
     expect(out[1].capabilities).toEqual(['police', 'traffic']);
     expect(out[1]).toMatchObject({
       homeArea: 'S1',
@@ -139,7 +140,7 @@ describe('validateUnits', () => {
 });
 
 describe('validateIncidents', () => {
-  it('returns normalised copies', () => {
+  it('passes normal-form incidents through and normalises the rest', () => {
     const input = [
       { ...incident, note: 'dropped' },
       {
@@ -158,9 +159,9 @@ describe('validateIncidents', () => {
     const before = structuredClone(input);
     const out = validateIncidents(input, catalog);
     expect(input).toEqual(before);
-    expect(out[0]).toEqual(incident);
+    expect(out[0]).toBe(input[0]);
+    expect(out[0]).toMatchObject(incident);
     expect(out[1]).toEqual(input[1]);
-    expect(out[1].assignedUnitIds).not.toBe(input[1].assignedUnitIds);
     expect(out[2].status).toBe('queued');
   });
 
