@@ -179,20 +179,21 @@ const EARTH_R = 6371008.8;
  * known great-circle distance, which is all the optimality certificate needs.
  */
 export class CapabilityIndex {
-  private readonly groups = new Map<string, CapGroup>();
+  // Per pool, per capability: nested maps so hot lookups build no key strings.
+  private readonly groups: Record<Pool, Map<Capability, CapGroup>> = { free: new Map(), preempt: new Map() };
 
   constructor(cols: Column[]) {
-    const byKey = new Map<string, Column[]>();
+    const byKey = new Map<string, { pool: Pool; cap: Capability; g: Column[] }>();
     for (const c of cols) {
       const pool: Pool = c.boundFor ? 'preempt' : 'free';
       for (const cap of c.unit.capabilities) {
         const key = `${pool}:${cap}`;
-        let g = byKey.get(key);
-        if (!g) byKey.set(key, (g = []));
-        g.push(c);
+        let e = byKey.get(key);
+        if (!e) byKey.set(key, (e = { pool, cap, g: [] }));
+        e.g.push(c);
       }
     }
-    for (const [key, g] of byKey) {
+    for (const { pool, cap, g } of byKey.values()) {
       const index = new KDBush(g.length, 16);
       let maxSpeed = 0;
       let minTurnout = Number.POSITIVE_INFINITY;
@@ -214,21 +215,21 @@ export class CapabilityIndex {
         Math.max(1, (bbox[2] - bbox[0]) * RAD * EARTH_R * Math.cos(maxAbsLat * RAD)) *
         Math.max(1, (bbox[3] - bbox[1]) * RAD * EARTH_R);
       const spacingM = Math.max(50, Math.sqrt(areaM2 / g.length / Math.PI));
-      this.groups.set(key, { index, cols: g, maxSpeed, minTurnout, maxAbsLat, bbox, spacingM });
+      this.groups[pool].set(cap, { index, cols: g, maxSpeed, minTurnout, maxAbsLat, bbox, spacingM });
     }
   }
 
   count(cap: Capability, pool: Pool = 'free'): number {
-    return this.groups.get(`${pool}:${cap}`)?.cols.length ?? 0;
+    return this.groups[pool].get(cap)?.cols.length ?? 0;
   }
 
   all(cap: Capability, pool: Pool = 'free'): Column[] {
-    return this.groups.get(`${pool}:${cap}`)?.cols ?? [];
+    return this.groups[pool].get(cap)?.cols ?? [];
   }
 
   /** Admissible lower bound on the ETA of any member of the pool at great-circle distance d. */
   lowerBoundEtaS(cap: Capability, pool: Pool, distanceM: number, travel: TravelTimes): number {
-    const g = this.groups.get(`${pool}:${cap}`);
+    const g = this.groups[pool].get(cap);
     if (!g) return Number.POSITIVE_INFINITY;
     return g.minTurnout + travel.lowerBoundS(distanceM, g.maxSpeed);
   }
@@ -268,9 +269,10 @@ export class CapabilityIndex {
     travel: TravelTimes,
     filter?: (c: Column) => boolean,
   ): { cols: Column[]; restLowerBoundS: number } {
-    const g = this.groups.get(`${pool}:${cap}`);
+    const g = this.groups[pool].get(cap);
     if (!g) return { cols: [], restLowerBoundS: Number.POSITIVE_INFINITY };
-    let radiusM = g.spacingM * Math.sqrt(k + 1) * 1.5;
+    // About k+1 members in the circle at average density; the box doubles where sparser.
+    let radiusM = g.spacingM * Math.sqrt(k + 1);
     // The k+1 nearest hits kept sorted by insertion (k is small): no allocation per hit.
     const bestD = new Float64Array(k + 1);
     const bestI = new Int32Array(k + 1);
@@ -314,7 +316,7 @@ export class CapabilityIndex {
     travel: TravelTimes,
     filter?: (c: Column) => boolean,
   ): { cols: Column[]; restLowerBoundS: number } {
-    const g = this.groups.get(`${pool}:${cap}`);
+    const g = this.groups[pool].get(cap);
     if (!g) return { cols: [], restLowerBoundS: Number.POSITIVE_INFINITY };
     const { ids, all } = this.box(g, at, radiusM);
     const cols: Column[] = [];
