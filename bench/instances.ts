@@ -40,6 +40,8 @@ export interface InstanceSpec {
   allOrNothing?: boolean;
   /** Incidents were reported up to this many seconds before now (default 120: a surge's last two minutes). */
   backlogS?: number;
+  /** Share of incidents around the hotspots (default 0.6; the rest spread uniformly). */
+  hotspotShare?: number;
   /** Share of units stationed near the incident hotspots (default 0.5). */
   unitsNearHotspots?: number;
   /** Side of the square district in degrees (about 111 km per degree). */
@@ -106,7 +108,7 @@ export function makeInstance(spec: InstanceSpec): Instance {
   const units: Unit[] = [];
   // Stations follow demand: part of every fleet is based near the hotspots, the rest spread out.
   const homeOf = (): [number, number] => {
-    if (rnd() < (spec.unitsNearHotspots ?? 0.5)) {
+    if (rnd() < (spec.unitsNearHotspots ?? (spec.hotspotShare === 0 ? 0 : 0.5))) {
       const h = hotspots[Math.floor(rnd() * hotspots.length)];
       return [h[0] + (rnd() - 0.5) * span * 0.2, h[1] + (rnd() - 0.5) * span * 0.2];
     }
@@ -131,7 +133,7 @@ export function makeInstance(spec: InstanceSpec): Instance {
     const pool = !spec.dense && rnd() < (spec.multiShare ?? 0.2) ? multis : singles;
     const t = pool[Math.floor(rnd() * pool.length)];
     const h = hotspots[Math.floor(rnd() * hotspots.length)];
-    const near = rnd() < 0.6;
+    const near = rnd() < (spec.hotspotShare ?? 0.6);
     const loc: [number, number] = near
       ? [h[0] + (rnd() - 0.5) * span * 0.15, h[1] + (rnd() - 0.5) * span * 0.15]
       : [x0 + rnd() * span, y0 + rnd() * span];
@@ -143,6 +145,6 @@ export function makeInstance(spec: InstanceSpec): Instance {
       status: 'queued',
     });
   }
-  const name = `${spec.incidents}x${spec.units}${spec.dense ? '-dense' : ''}`;
+  const name = `${spec.incidents}x${spec.units}${spec.dense ? '-dense' : ''}${spec.dense && spec.hotspotShare !== 0 ? '-clustered' : ''}`;
   return { name, state: { units, incidents }, catalog, travel: new GreatCircleTravel(1.3), now: 1000 };
 }

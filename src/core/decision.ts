@@ -59,6 +59,9 @@ function unservedReason(r: Row, cands: Candidate[], takenBy: Map<Column, Row>, t
     : `no free ${r.capability} unit within reach`;
 }
 
+const earlier = (a: Candidate, b: Candidate): boolean =>
+  a.etaS < b.etaS || (a.etaS === b.etaS && a.col.unit.id < b.col.unit.id);
+
 export function assemble(solved: Solved, now: number, altCount: number): Decision {
   const { rows, chosen, candidates } = solved;
   const takenBy = new Map<Column, Row>();
@@ -83,13 +86,27 @@ export function assemble(solved: Solved, now: number, altCount: number): Decisio
       return;
     }
     addServed(objective, r.weight, c.etaS, r.slackS);
-    const alternatives: AssignmentAlternative[] = cands
-      .filter((a) => a.col !== c.col)
-      .sort((a, b) => a.etaS - b.etaS || (a.col.unit.id < b.col.unit.id ? -1 : 1))
-      .slice(0, altCount)
-      .map((a) => ({ unitId: a.col.unit.id, etaS: a.etaS, reason: altReason(a, c, takenBy, r) }));
+    // The best few alternatives by ETA (then unit id), picked without sorting every candidate.
+    const top: Candidate[] = [];
+    let nearer = 0;
+    for (const a of cands) {
+      if (a.col === c.col) continue;
+      if (a.etaS < c.etaS) nearer++;
+      if (altCount <= 0 || (top.length === altCount && !earlier(a, top[altCount - 1]))) continue;
+      let p = top.length < altCount ? top.length : altCount - 1;
+      if (top.length < altCount) top.push(a);
+      while (p > 0 && earlier(a, top[p - 1])) {
+        top[p] = top[p - 1];
+        p--;
+      }
+      top[p] = a;
+    }
+    const alternatives: AssignmentAlternative[] = top.map((a) => ({
+      unitId: a.col.unit.id,
+      etaS: a.etaS,
+      reason: altReason(a, c, takenBy, r),
+    }));
     const lateS = Math.max(0, c.etaS - r.slackS);
-    const nearer = cands.filter((a) => a.etaS < c.etaS).length;
     const rank = nearer === 0 ? `nearest capable ${r.capability}` : `${r.capability} (${nearer} nearer, see alternatives)`;
     const timing = lateS > 0 ? `late by ${fmtS(lateS)}` : `${fmtS(r.slackS - c.etaS)} inside target`;
     const pre = c.col.boundFor ? `; pre-empted from ${c.col.boundFor.id} (P${c.col.boundPriority})` : '';

@@ -22,6 +22,10 @@ import { solveAssignmentIlp, type IlpProblem } from './solver/ilp.ts';
 /** Failing-row and sparse-unserved shares above which the dense solver replaces widening. */
 const DENSE_SWITCH_SHARE = 0.25;
 const DENSE_SWITCH_UNSERVED = 0.05;
+/** Free units per slot below which a capability counts as scarce. */
+const SCARCE_RATIO = 1.5;
+/** Candidate lists holding this share of all (slot, unit) pairs are dense already. */
+const DENSE_SWITCH_FILL = 0.2;
 /** Largest dense matrix (rows × columns) the dense path will allocate. */
 const DENSE_MAX_CELLS = 25_000_000;
 const MAX_WIDEN_ROUNDS = 12;
@@ -156,6 +160,12 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
   const { rows, cols, options } = input;
   const nCols = cols.length;
   const lists: RowList[] = rows.map((r) => listFor(r, options.initialK, input, forced.has(r.index)));
+  // Share of slots whose capability has fewer than SCARCE_RATIO free units per slot.
+  const demand = new Map<string, number>();
+  for (const r of rows) demand.set(r.capability, (demand.get(r.capability) ?? 0) + 1);
+  let scarceRows = 0;
+  for (const [cap, n] of demand) if (input.index.count(cap, 'free') < SCARCE_RATIO * n) scarceRows += n;
+  const scarceShare = rows.length > 0 ? scarceRows / rows.length : 0;
   // Each round restarts from the previous optimum; only rows it no longer proves are re-solved.
   let warm: WarmStart | undefined;
   for (let round = 0; round <= MAX_WIDEN_ROUNDS; round++) {
@@ -200,7 +210,11 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
     // Scarce supply shows as many slots left unserved by the sparse lists: go dense at once.
     let unservedRows = 0;
     for (let i = 0; i < rows.length; i++) if (res.rowToCol[i] >= nCols) unservedRows++;
-    const scarce = unservedRows > DENSE_SWITCH_UNSERVED * rows.length && failing.length > DENSE_SWITCH_SHARE * rows.length;
+    const manyFail = failing.length > DENSE_SWITCH_SHARE * rows.length;
+    const scarce =
+      (manyFail &&
+        (unservedRows > DENSE_SWITCH_UNSERVED * rows.length || round >= 2 || scarceShare >= 0.5)) ||
+      nnz > DENSE_SWITCH_FILL * rows.length * nCols;
     if (scarce && rows.length * nCols <= DENSE_MAX_CELLS) return solveAllDense(input, forced, budget, round + 1);
     // Each failing slot gets every unit that could beat its current price; prices only fall
     // as lists grow, so a few rounds certify the whole assignment.
@@ -217,26 +231,70 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
   return solveAllDense(input, forced, budget, MAX_WIDEN_ROUNDS + 1);
 }
 
-/** Scarce supply: every row against every eligible unit. Exact by construction. */
+/** How many units a dense row keeps for its explanation: the nearest few and its own. */
+const DENSE_KEEP = 6;
+
+/**
+ * Scarce supply: every row against every eligible unit. Exact by construction. Costs go
+ * straight into the matrix; only the chosen unit and the nearest few per row become
+ * Candidate objects (for explanations), not all rows × units of them.
+ */
 function solveAllDense(input: PassInput, forced: Set<number>, budget: WorkBudget, rounds: number): LapOutcome | null {
-  const { rows, cols } = input;
+  const { rows, cols, options, ctx, index } = input;
   const nCols = cols.length;
   const cost = new Float64Array(rows.length * nCols).fill(Number.POSITIVE_INFINITY);
+  const eta = new Float64Array(rows.length * nCols);
   const unserved = new Float64Array(rows.length);
-  const lists: Candidate[][] = rows.map((r, i) => {
+  let edges = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
     unserved[i] = r.unservedCost;
-    if (forced.has(r.index)) return [];
-    const all = allFor(r, input);
-    for (const c of all) cost[i * nCols + c.col.index] = c.cost;
-    return all;
-  });
+    if (forced.has(r.index)) continue;
+    for (const pool of pools(r, input)) {
+      for (const c of index.all(r.capability, pool)) {
+        if (pool === 'preempt' && !eligible(r, c)) continue;
+        const e = etaS(r, c, ctx.travel);
+        if (e > options.maxEtaS) continue;
+        const k = i * nCols + c.index;
+        eta[k] = e;
+        cost[k] = edgeCost(r, c, e, options);
+        edges++;
+      }
+    }
+  }
   const res = solveDense(rows.length, nCols, cost, unserved, budget.forLap());
   if (!res) return null;
-  budget.used += res.work;
-  const chosen = rows.map((_, i) => {
-    const j = res.rowToCol[i];
-    return j >= 0 ? (lists[i].find((c) => c.col.index === j) ?? null) : null;
+  budget.used += res.work + edges;
+  const cand = (i: number, j: number): Candidate => ({
+    col: cols[j],
+    etaS: eta[i * nCols + j],
+    cost: cost[i * nCols + j],
   });
+  const chosen: (Candidate | null)[] = [];
+  const lists: Candidate[][] = [];
+  const bestJ = new Int32Array(DENSE_KEEP);
+  for (let i = 0; i < rows.length; i++) {
+    const j0 = res.rowToCol[i];
+    // The DENSE_KEEP nearest eligible units by ETA, by insertion.
+    let n = 0;
+    for (let j = 0; j < nCols; j++) {
+      const k = i * nCols + j;
+      if (cost[k] === Number.POSITIVE_INFINITY) continue;
+      if (n === DENSE_KEEP && eta[k] >= eta[i * nCols + bestJ[n - 1]]) continue;
+      let p = n < DENSE_KEEP ? n++ : DENSE_KEEP - 1;
+      while (p > 0 && eta[i * nCols + bestJ[p - 1]] > eta[k]) {
+        bestJ[p] = bestJ[p - 1];
+        p--;
+      }
+      bestJ[p] = j;
+    }
+    const list: Candidate[] = [];
+    for (let q = 0; q < n; q++) if (bestJ[q] !== j0) list.push(cand(i, bestJ[q]));
+    const mine = j0 >= 0 ? cand(i, j0) : null;
+    if (mine) list.push(mine);
+    chosen.push(mine);
+    lists.push(list);
+  }
   return { chosen, lists, widenRounds: rounds, dense: true };
 }
 
