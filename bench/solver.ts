@@ -47,12 +47,18 @@ interface Row {
   instance: string;
   solver: string;
   medianMs: number | null;
+  /** The one objective as the solver minimises it (unserved, lateness and travel tiers stacked). */
   objective: number | null;
   gapPct: number | null;
+  /** The tiers apart: priority-weighted unserved demand, lateness (s) and travel time (s). */
+  tiers?: { unservedWeight: number; weightedLateS: number; weightedEtaS: number };
   note?: string;
 }
 
-function lpOnCandidates(inst: Instance, ctx: DecideContext): { ms: number | null; objective: number | null; note?: string } {
+function lpOnCandidates(
+  inst: Instance,
+  ctx: DecideContext,
+): { ms: number | null; objective: number | null; note?: string } {
   const input = buildPassInput(inst.state, inst.now, ctx, { ...DEFAULT_OPTIONS, ...ctx.options });
   const solved = solveOptimal(input);
   const edges: IlpProblem['edges'] = [];
@@ -60,12 +66,17 @@ function lpOnCandidates(inst: Instance, ctx: DecideContext): { ms: number | null
     for (const c of list) edges.push({ row, col: c.col.index, cost: c.cost });
   });
   const problem: IlpProblem = {
-    rows: input.rows.map((r) => ({ weightCost: r.unservedCost, ...(r.group >= 0 ? { group: r.group } : {}) })),
+    rows: input.rows.map((r) => ({
+      weightCost: r.unservedCost,
+      ...(r.group >= 0 ? { group: r.group } : {}),
+    })),
     nCols: input.cols.length,
     edges,
   };
   // A dense decision uses every (slot, unit) pair; its explanation lists are not the model.
-  const vars = solved.stats.dense ? input.rows.length * (input.cols.length + 1) : edges.length + input.rows.length;
+  const vars = solved.stats.dense
+    ? input.rows.length * (input.cols.length + 1)
+    : edges.length + input.rows.length;
   if (vars > LP_MAX_VARIABLES) return { ms: null, objective: null, note: `not run: ${vars} variables` };
   const t0 = performance.now();
   const sol = solveAssignmentIlp(problem, { timeoutMs: LP_TIMEOUT_MS });
@@ -96,6 +107,7 @@ for (const spec of SPECS) {
     medianMs: opt.ms,
     objective: best,
     gapPct: 0,
+    tiers: opt.value.objective,
     note: `rows ${optStats.rows}, candidates ${optStats.candidates}, widen ${optStats.widenRounds}, ${optStats.dense ? 'dense' : 'sparse'}, ip ${optStats.ipComponents}`,
   });
   emit({
@@ -104,6 +116,7 @@ for (const spec of SPECS) {
     medianMs: greedy.ms,
     objective: scalarObjective(greedy.value.objective),
     gapPct: gap(scalarObjective(greedy.value.objective)),
+    tiers: greedy.value.objective,
   });
   emit({
     instance: inst.name,
@@ -117,11 +130,35 @@ for (const spec of SPECS) {
 
 if (!json) {
   const fmt = (x: number | null, d = 2) => (x === null ? '—' : x.toFixed(d));
-  const header = ['instance', 'solver', 'median ms', 'objective', 'gap %', 'core speed-up', 'note'];
+  const header = [
+    'instance',
+    'solver',
+    'median ms',
+    'objective',
+    'gap %',
+    'unserved w',
+    'w·late s',
+    'w·ETA s',
+    'core speed-up',
+    'note',
+  ];
   const lines = rows.map((r) => {
     const core = rows.find((c) => c.instance === r.instance && c.solver === 'core')!;
-    const speedup = r.solver === 'core' || r.medianMs === null ? '' : `${(r.medianMs / (core.medianMs ?? 1)).toFixed(0)}×`;
-    return [r.instance, r.solver, fmt(r.medianMs), fmt(r.objective, 0), fmt(r.gapPct, 6), speedup, r.note ?? ''];
+    const speedup =
+      r.solver === 'core' || r.medianMs === null ? '' : `${(r.medianMs / (core.medianMs ?? 1)).toFixed(0)}×`;
+    const t = r.tiers;
+    return [
+      r.instance,
+      r.solver,
+      fmt(r.medianMs),
+      fmt(r.objective, 0),
+      fmt(r.gapPct, 6),
+      t ? String(t.unservedWeight) : '',
+      t ? String(t.weightedLateS) : '',
+      t ? String(t.weightedEtaS) : '',
+      speedup,
+      r.note ?? '',
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');

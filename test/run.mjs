@@ -20,7 +20,14 @@ for (const [name, cmd, args] of [
 mkdirSync('test-artifacts', { recursive: true });
 const report = 'test-artifacts/vitest.json';
 const extra = process.argv.slice(2);
-const code = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra]);
+const code = run('npx', [
+  'vitest',
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${report}`,
+  ...extra,
+]);
 let passed = 0;
 let failed = 0;
 try {
@@ -28,7 +35,8 @@ try {
   passed = r.numPassedTests;
   failed = r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
   // A file that failed to load has no tests but must count as a failure.
-  for (const f of r.testResults ?? []) if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed++;
+  for (const f of r.testResults ?? [])
+    if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed++;
 } catch {
   failed++;
 }

@@ -1,9 +1,15 @@
 // Turns a solved row → column mapping into a Decision: assignments with explanations a
 // dispatcher can read, pre-emptions, unserved slots with their reasons, and the objective.
 
-import { addServed, emptyObjective } from './objective.ts';
 import { type Column, crossesJurisdiction, type Row } from './model.ts';
-import type { AssignmentAlternative, AssignmentDecision, Decision, SolverStats, UnservedSlot } from './types.ts';
+import { addServed, emptyObjective } from './objective.ts';
+import type {
+  AssignmentAlternative,
+  AssignmentDecision,
+  Decision,
+  SolverStats,
+  UnservedSlot,
+} from './types.ts';
 
 /** A unit considered for a row, with its ETA and cost. */
 export interface Candidate {
@@ -47,13 +53,15 @@ function altReason(alt: Candidate, chosen: Candidate, takenBy: Map<Column, Row>,
 
 function unservedReason(r: Row, cands: Candidate[], takenBy: Map<Column, Row>, total: number): string {
   if (total === 0) return `no unit with capability ${r.capability} exists`;
-  if (cands.length === 0) return `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`;
+  if (cands.length === 0)
+    return `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`;
   const holders = new Set<string>();
   for (const c of cands) {
     const o = takenBy.get(c.col);
     if (o) holders.add(`${o.incident.id} (P${o.priority})`);
   }
-  if (r.group >= 0) return `joint force not complete: all ${Object.keys(r.type.requires).join('+')} units or none`;
+  if (r.group >= 0)
+    return `joint force not complete: all ${Object.keys(r.type.requires).join('+')} units or none`;
   return holders.size > 0
     ? `capable units reserved for ${[...holders].slice(0, 3).join(', ')}`
     : `no free ${r.capability} unit within reach`;
@@ -107,7 +115,10 @@ export function assemble(solved: Solved, now: number, altCount: number): Decisio
       reason: altReason(a, c, takenBy, r),
     }));
     const lateS = Math.max(0, c.etaS - r.slackS);
-    const rank = nearer === 0 ? `nearest capable ${r.capability}` : `${r.capability} (${nearer} nearer, see alternatives)`;
+    const rank =
+      nearer === 0
+        ? `nearest capable ${r.capability}`
+        : `${r.capability} (${nearer} nearer, see alternatives)`;
     const timing = lateS > 0 ? `late by ${fmtS(lateS)}` : `${fmtS(r.slackS - c.etaS)} inside target`;
     const pre = c.col.boundFor ? `; pre-empted from ${c.col.boundFor.id} (P${c.col.boundPriority})` : '';
     assignments.push({
@@ -126,7 +137,11 @@ export function assemble(solved: Solved, now: number, altCount: number): Decisio
       },
     });
     if (c.col.boundFor) {
-      preemptions.push({ unitId: c.col.unit.id, fromIncidentId: c.col.boundFor.id, toIncidentId: r.incident.id });
+      preemptions.push({
+        unitId: c.col.unit.id,
+        fromIncidentId: c.col.boundFor.id,
+        toIncidentId: r.incident.id,
+      });
     }
   });
   return { now, assignments, preemptions, unserved, objective, stats: solved.stats };

@@ -34,7 +34,8 @@ export function bestByEta(
       seen.push(cand);
       if (!best || eta < best.etaS || (eta === best.etaS && c.index < best.col.index)) best = cand;
     }
-    if (restLowerBoundS > options.maxEtaS || (best && best.etaS <= restLowerBoundS) || k >= total) return best;
+    if (restLowerBoundS > options.maxEtaS || (best && best.etaS <= restLowerBoundS) || k >= total)
+      return best;
     k *= 2;
   }
 }

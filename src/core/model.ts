@@ -60,7 +60,10 @@ export function buildRows(incidents: Incident[], units: Unit[], catalog: Catalog
   for (const u of units) {
     if (!u.incidentId || !COMMITTED_UNIT.has(u.status)) continue;
     let byCap = committed.get(u.incidentId);
-    if (!byCap) committed.set(u.incidentId, (byCap = new Map()));
+    if (!byCap) {
+      byCap = new Map();
+      committed.set(u.incidentId, byCap);
+    }
     const role = u.role ?? u.capabilities[0];
     byCap.set(role, (byCap.get(role) ?? 0) + 1);
   }
@@ -100,7 +103,12 @@ export function buildRows(incidents: Incident[], units: Unit[], catalog: Catalog
 }
 
 /** Units by id order: free units first, then pre-emptible ones (only when pre-emption is on). */
-export function buildColumns(units: Unit[], incidents: Incident[], catalog: CatalogIndex, preemption: boolean): Column[] {
+export function buildColumns(
+  units: Unit[],
+  incidents: Incident[],
+  catalog: CatalogIndex,
+  preemption: boolean,
+): Column[] {
   const byId = new Map(incidents.map((i) => [i.id, i]));
   const cols: Column[] = [];
   const sorted = [...units].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -114,7 +122,14 @@ export function buildColumns(units: Unit[], incidents: Incident[], catalog: Cata
       if (!inc || !type || inc.status === 'on_scene') continue;
       // An offered unit has not moved yet; an en-route one is already rolling.
       const turnoutS = unit.status === 'offered' ? unit.turnoutS : 0;
-      cols.push({ index: 0, unit, at, turnoutS, boundFor: inc, boundPriority: inc.priority ?? type.priority });
+      cols.push({
+        index: 0,
+        unit,
+        at,
+        turnoutS,
+        boundFor: inc,
+        boundPriority: inc.priority ?? type.priority,
+      });
     }
   }
   cols.forEach((c, i) => {
@@ -189,7 +204,10 @@ export class CapabilityIndex {
       for (const cap of c.unit.capabilities) {
         const key = `${pool}:${cap}`;
         let e = byKey.get(key);
-        if (!e) byKey.set(key, (e = { pool, cap, g: [] }));
+        if (!e) {
+          e = { pool, cap, g: [] };
+          byKey.set(key, e);
+        }
         e.g.push(c);
       }
     }
@@ -322,7 +340,9 @@ export class CapabilityIndex {
     const cols: Column[] = [];
     for (const i of ids) if (!filter || filter(g.cols[i])) cols.push(g.cols[i]);
     cols.sort((x, y) => x.index - y.index);
-    const restLowerBoundS = all ? Number.POSITIVE_INFINITY : g.minTurnout + travel.lowerBoundS(radiusM, g.maxSpeed);
+    const restLowerBoundS = all
+      ? Number.POSITIVE_INFINITY
+      : g.minTurnout + travel.lowerBoundS(radiusM, g.maxSpeed);
     return { cols, restLowerBoundS };
   }
 }

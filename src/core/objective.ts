@@ -49,7 +49,9 @@ export function addServed(o: ObjectiveValue, w: number, etaS: number, slackS: nu
 /** Lexicographic comparison: negative when a is better than b. */
 export function compareObjective(a: ObjectiveValue, b: ObjectiveValue): number {
   return (
-    a.unservedWeight - b.unservedWeight || a.weightedLateS - b.weightedLateS || a.weightedEtaS - b.weightedEtaS
+    a.unservedWeight - b.unservedWeight ||
+    a.weightedLateS - b.weightedLateS ||
+    a.weightedEtaS - b.weightedEtaS
   );
 }
 

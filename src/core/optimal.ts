@@ -9,15 +9,15 @@
 //     solved exactly as an integer program (or, past its time limit, the package is held back
 //     and the rest re-solved).
 
-import { type Candidate, type Solved } from './decision.ts';
+import type { Candidate, Solved } from './decision.ts';
 import { solveGreedy } from './greedy.ts';
 import { type Column, edgeCost, eligible, etaS, type Pool, type Row } from './model.ts';
 import { LATE_FACTOR, slotCost } from './objective.ts';
 import type { PassInput } from './passes.ts';
-import { solveDense } from './solver/lap-dense.ts';
+import { type IlpProblem, solveAssignmentIlp } from './solver/ilp.ts';
 import { type LapBudget, solveSparse, type WarmStart } from './solver/lap.ts';
+import { solveDense } from './solver/lap-dense.ts';
 import { leastPrices } from './solver/prices.ts';
-import { solveAssignmentIlp, type IlpProblem } from './solver/ilp.ts';
 
 /** Failing-row and sparse-unserved shares above which the dense solver replaces widening. */
 const DENSE_SWITCH_SHARE = 0.25;
@@ -215,7 +215,8 @@ function solveCertified(input: PassInput, forced: Set<number>, budget: WorkBudge
       (manyFail &&
         (unservedRows > DENSE_SWITCH_UNSERVED * rows.length || round >= 2 || scarceShare >= 0.5)) ||
       nnz > DENSE_SWITCH_FILL * rows.length * nCols;
-    if (scarce && rows.length * nCols <= DENSE_MAX_CELLS) return solveAllDense(input, forced, budget, round + 1);
+    if (scarce && rows.length * nCols <= DENSE_MAX_CELLS)
+      return solveAllDense(input, forced, budget, round + 1);
     // Each failing slot gets every unit that could beat its current price; prices only fall
     // as lists grow, so a few rounds certify the whole assignment.
     // A slot left unserved inflates the prices of everyone chained to it (its price is the
@@ -239,7 +240,12 @@ const DENSE_KEEP = 6;
  * straight into the matrix; only the chosen unit and the nearest few per row become
  * Candidate objects (for explanations), not all rows × units of them.
  */
-function solveAllDense(input: PassInput, forced: Set<number>, budget: WorkBudget, rounds: number): LapOutcome | null {
+function solveAllDense(
+  input: PassInput,
+  forced: Set<number>,
+  budget: WorkBudget,
+  rounds: number,
+): LapOutcome | null {
   const { rows, cols, options, ctx, index } = input;
   const nCols = cols.length;
   const cost = new Float64Array(rows.length * nCols).fill(Number.POSITIVE_INFINITY);
@@ -362,7 +368,10 @@ function repairPackages(
   const fullCache = new Map<number, Candidate[]>();
   const fullOf = (i: number) => {
     let l = fullCache.get(i);
-    if (!l) fullCache.set(i, (l = allFor(rows[i], input)));
+    if (!l) {
+      l = allFor(rows[i], input);
+      fullCache.set(i, l);
+    }
     return l;
   };
   const rowsByCap = new Map<string, Row[]>();
@@ -396,7 +405,10 @@ function repairPackages(
     for (const c of listOf(ri)) {
       if (fixedCols.has(c.col)) continue;
       let id = colIds.get(c.col);
-      if (id === undefined) colIds.set(c.col, (id = colIds.size));
+      if (id === undefined) {
+        id = colIds.size;
+        colIds.set(c.col, id);
+      }
       edges.push({ row: local, col: id, cost: c.cost });
       edgeCand.push(c);
     }
@@ -413,7 +425,7 @@ function repairPackages(
   const sol = solveAssignmentIlp(problem, { timeoutMs: IP_TIMEOUT_MS });
   if (!sol) return { ok: false, ip: 1, proven: false };
   const pick = new Map<string, Candidate>();
-  edges.forEach((e, k) => pick.set(`${e.row}:${e.col}`, edgeCand[k]));
+  for (let k = 0; k < edges.length; k++) pick.set(`${edges[k].row}:${edges[k].col}`, edgeCand[k]);
   comp.forEach((ri, local) => {
     const j = sol.rowToCol[local];
     outcome.chosen[ri] = j < 0 ? null : (pick.get(`${local}:${j}`) ?? null);

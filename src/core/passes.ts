@@ -1,9 +1,9 @@
 // The frame every policy runs in: validate, build the model, solve, and when a unit was
 // pre-empted, solve once more so the incident it left is re-served in the same decision.
 
-import { type Candidate, assemble, type Solved } from './decision.ts';
+import { assemble, type Candidate, type Solved } from './decision.ts';
 import { CoreError } from './errors.ts';
-import { CapabilityIndex, type Column, buildColumns, buildRows, type Row } from './model.ts';
+import { buildColumns, buildRows, CapabilityIndex, type Column, type Row } from './model.ts';
 import { DEFAULT_OPTIONS, type DecideContext, type DispatchOptions } from './policy.ts';
 import type { Decision, DispatchState, Unit } from './types.ts';
 import { validateState } from './validate.ts';
@@ -22,7 +22,12 @@ export interface PassInput {
 export type SolvePass = (input: PassInput) => Solved;
 
 /** The model of one pass; exported for the solver bench, which feeds identical models to other solvers. */
-export function buildPassInput(state: DispatchState, now: number, ctx: DecideContext, options: DispatchOptions): PassInput {
+export function buildPassInput(
+  state: DispatchState,
+  now: number,
+  ctx: DecideContext,
+  options: DispatchOptions,
+): PassInput {
   const rows = buildRows(state.incidents, state.units, ctx.catalog, now);
   const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
   const index = new CapabilityIndex(cols);
@@ -32,7 +37,13 @@ export function buildPassInput(state: DispatchState, now: number, ctx: DecideCon
   return { rows, cols, index, options, ctx, now, capableTotal };
 }
 
-function runPass(state: DispatchState, now: number, ctx: DecideContext, options: DispatchOptions, solve: SolvePass) {
+function runPass(
+  state: DispatchState,
+  now: number,
+  ctx: DecideContext,
+  options: DispatchOptions,
+  solve: SolvePass,
+) {
   return solve(buildPassInput(state, now, ctx, options));
 }
 
@@ -62,14 +73,21 @@ export function decideInPasses(
   solve: SolvePass,
 ): Decision {
   const state = validateState(input, ctx.catalog);
-  if (!Number.isFinite(now)) throw new CoreError('INVALID_FIELD', 'now', 'must be a finite number of seconds');
+  if (!Number.isFinite(now))
+    throw new CoreError('INVALID_FIELD', 'now', 'must be a finite number of seconds');
   const options = { ...DEFAULT_OPTIONS, ...ctx.options };
   const first = runPass(state, now, ctx, options, solve);
   const d1 = assemble(first, now, options.explainAlternatives);
   if (d1.preemptions.length === 0) return d1;
   // Second pass: the pre-empted incidents' slots are open again; no further pre-emption.
   const units = applyPreemptions(state.units, first);
-  const second = runPass({ units, incidents: state.incidents }, now, ctx, { ...options, preemption: false }, solve);
+  const second = runPass(
+    { units, incidents: state.incidents },
+    now,
+    ctx,
+    { ...options, preemption: false },
+    solve,
+  );
   const d2 = assemble(second, now, options.explainAlternatives);
   const objective = {
     unservedWeight: d2.objective.unservedWeight,

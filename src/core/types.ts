@@ -51,7 +51,14 @@ export interface IncidentType {
 
 export type Catalog = IncidentType[];
 
-export type IncidentStatus = 'queued' | 'assigned' | 'en_route' | 'on_scene' | 'resolved' | 'closed' | 'cancelled';
+export type IncidentStatus =
+  | 'queued'
+  | 'assigned'
+  | 'en_route'
+  | 'on_scene'
+  | 'resolved'
+  | 'closed'
+  | 'cancelled';
 
 export interface Incident {
   id: string;

@@ -122,10 +122,17 @@ export function validateIncidents(incidents: unknown, catalog: CatalogIndex, pat
 function isCleanIncident(o: Record<string, unknown>, catalog: CatalogIndex): boolean {
   if (!isText(o.id) || !isText(o.type) || !catalog.get(o.type) || !isLonLat(o.location)) return false;
   if (!isFiniteNum(o.reportedAt)) return false;
-  if (typeof o.status !== 'string' || !(INCIDENT_STATUSES as readonly string[]).includes(o.status)) return false;
+  if (typeof o.status !== 'string' || !(INCIDENT_STATUSES as readonly string[]).includes(o.status))
+    return false;
   if (o.cell !== undefined && !isText(o.cell)) return false;
   if (o.area !== undefined && !isText(o.area)) return false;
-  if (o.priority !== undefined && o.priority !== 1 && o.priority !== 2 && o.priority !== 3 && o.priority !== 4) {
+  if (
+    o.priority !== undefined &&
+    o.priority !== 1 &&
+    o.priority !== 2 &&
+    o.priority !== 3 &&
+    o.priority !== 4
+  ) {
     return false;
   }
   const ids = o.assignedUnitIds;

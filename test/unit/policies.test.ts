@@ -109,7 +109,13 @@ describe('dispatch policies', () => {
           backlogS: fc.constantFrom(0, 300, 900),
         }),
         ({ seed, incidents, ratio, backlogS }) => {
-          const inst = makeInstance({ seed, incidents, units: Math.round(incidents * ratio), backlogS, multiShare: 0.2 });
+          const inst = makeInstance({
+            seed,
+            incidents,
+            units: Math.round(incidents * ratio),
+            backlogS,
+            multiShare: 0.2,
+          });
           const ctx = ctxOf(inst);
           const d = optimalPolicy.decide(inst.state, inst.now, ctx);
           const options = { ...DEFAULT_OPTIONS, ...ctx.options };
@@ -123,7 +129,12 @@ describe('dispatch policies', () => {
               if (eta <= options.maxEtaS) cost[i * cols.length + c.index] = edgeCost(r, c, eta, options);
             }
           });
-          const dense = solveDense(rows.length, cols.length, cost, Float64Array.from(rows.map((r) => r.unservedCost)));
+          const dense = solveDense(
+            rows.length,
+            cols.length,
+            cost,
+            Float64Array.from(rows.map((r) => r.unservedCost)),
+          );
           expect(scalarObjective(d.objective)).toBe(dense!.total);
         },
       ),

@@ -247,7 +247,13 @@ function warmStart(
       if (col[e] === m && cost[e] < cm) cm = cost[e];
     }
     meter.work += end - rowStart[r];
-    if (m >= 0 && m < nCols && cm < Number.POSITIVE_INFINITY && colToRow[m] < 0 && cm - v[m] <= best + tol(best)) {
+    if (
+      m >= 0 &&
+      m < nCols &&
+      cm < Number.POSITIVE_INFINITY &&
+      colToRow[m] < 0 &&
+      cm - v[m] <= best + tol(best)
+    ) {
       rowToCol[r] = m;
       colToRow[m] = r;
       u[r] = cm - v[m];
@@ -259,7 +265,8 @@ function warmStart(
   for (let j = 0; j < nCols; j++) tStart[j + 1] += tStart[j];
   const tRow = new Int32Array(rowStart[nRows]);
   const fill = tStart.slice(0, nCols);
-  for (let r = 0; r < nRows; r++) for (let e = rowStart[r]; e < rowStart[r + 1]; e++) tRow[fill[col[e]]++] = r;
+  for (let r = 0; r < nRows; r++)
+    for (let e = rowStart[r]; e < rowStart[r + 1]; e++) tRow[fill[col[e]]++] = r;
   const stack: number[] = [];
   for (let j = 0; j < nCols; j++) if (colToRow[j] < 0 && v[j] !== 0) stack.push(j);
   while (stack.length > 0) {
