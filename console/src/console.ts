@@ -183,6 +183,15 @@ class ConsoleApp {
         this.renderAlerts();
       }),
     );
+    // Acknowledged at another console: take it off this one too.
+    s.socket.on(
+      'alert:updated',
+      s.fresh((a) => {
+        if (a.acknowledgedAt) this.alerts.delete(a.id);
+        else this.alerts.set(a.id, a);
+        this.renderAlerts();
+      }),
+    );
     s.socket.on('error', (e) => {
       if (e.code !== 'TOKEN_EXPIRED') toast(`${e.code}: ${e.message}`, 'error');
     });

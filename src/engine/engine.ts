@@ -1809,6 +1809,11 @@ export class Engine implements EngineApi {
           ...(a.unitId !== undefined ? { unitId: a.unitId } : {}),
           data: { alertId, alertKind: a.kind },
         });
+        w.push([CONSOLES], 'alert:updated', () => ({
+          ...alertView(a),
+          acknowledgedAt: at,
+          acknowledgedBy: by,
+        }));
         w.after(() => this.alerts.acknowledge(alertId, by, at));
       });
     });

@@ -9,7 +9,7 @@
 //   POST /v1/incidents/:id/assign      dispatcher admin
 //   POST /v1/incidents/:id/cancel      dispatcher admin
 //   POST /v1/incidents/:id/close       dispatcher admin
-//   GET  /v1/units                     dispatcher planner admin
+//   GET  /v1/units                     every role (a unit: only itself)
 //   PUT  /v1/units/:id                 admin
 //   POST /v1/units/:id/location        unit (itself) admin
 //   POST /v1/units/:id/status          unit (itself) admin
@@ -223,11 +223,11 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
   api.get(
     '/units',
     {
-      config: { roles: READ },
+      config: { roles: ALL },
       schema: {
         tags: ['units'],
-        summary: 'Every unit with its status and position',
-        description: rolesText(READ),
+        summary: 'Every unit with its status and position (a unit token sees only its own unit)',
+        description: rolesText(ALL),
         security,
         querystring: EmptyQuery,
         response: documented({

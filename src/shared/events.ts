@@ -87,6 +87,9 @@ export interface AlertView {
   incidentId?: string;
   unitId?: string;
   at: string;
+  /** Set once a dispatcher has acknowledged the alert (then sent again as `alert:updated`). */
+  acknowledgedAt?: string;
+  acknowledgedBy?: string;
 }
 
 export interface OfferView {
@@ -102,6 +105,8 @@ export interface ServerToClientEvents {
   'assignment:updated': (m: Envelope<AssignmentView>) => void;
   'unit:updated': (m: Envelope<UnitView>) => void;
   alert: (m: Envelope<AlertView>) => void;
+  /** An alert was acknowledged: every console can take it off its list. */
+  'alert:updated': (m: Envelope<AlertView>) => void;
   /** Sent to a unit's room, with acknowledgement: the client's callback confirms receipt. */
   'assignment:offer': (m: Envelope<OfferView>, received: (ok: boolean) => void) => void;
   /** Answer to a refused client event. */

@@ -15,7 +15,7 @@ import { RecordingPublisher } from '../../src/engine/memory-publisher.ts';
 import { systemClock } from '../../src/engine/ports.ts';
 import { MemoryQueue } from '../../src/queue/memory-queue.ts';
 import { ApiError } from '../../src/server/errors.ts';
-import type { AssignmentView, OfferView } from '../../src/shared/events.ts';
+import type { AlertView, AssignmentView, OfferView } from '../../src/shared/events.ts';
 import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.ts';
 import { checkHandlers, startWorkers, type Workers } from '../../workers/index.ts';
 import { OutboxRelay } from '../../workers/outbox-relay.ts';
@@ -433,6 +433,9 @@ describe('the closed loop', () => {
     // Acknowledging an alert removes it from the list.
     await h.engine.acknowledgeAlert(rep.id, DISPATCHER);
     expect((await h.engine.listAlerts(DISPATCHER)).find((a) => a.id === rep.id)).toBeUndefined();
+    // Every console hears of it, so none keeps showing an alert another dispatcher handled.
+    const updated = h.pub.for('consoles', 'alert:updated').map((m) => m.envelope.data as AlertView);
+    expect(updated).toEqual([expect.objectContaining({ id: rep.id, acknowledgedAt: expect.any(String) })]);
     await expectApiError(h.engine.acknowledgeAlert('alr_nope', DISPATCHER), 'NOT_FOUND');
   });
 

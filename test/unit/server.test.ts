@@ -138,7 +138,7 @@ describe('role gates', () => {
     ['POST', '/v1/incidents/inc_x/assign', { unitId: 'UA' }, ['dispatcher', 'admin']],
     ['POST', '/v1/incidents/inc_x/cancel', {}, ['dispatcher', 'admin']],
     ['POST', '/v1/incidents/inc_x/close', {}, ['dispatcher', 'admin']],
-    ['GET', '/v1/units', undefined, ['dispatcher', 'planner', 'admin']],
+    ['GET', '/v1/units', undefined, ['dispatcher', 'planner', 'admin', 'unit']],
     [
       'PUT',
       '/v1/units/NEW-1',
@@ -378,6 +378,7 @@ describe('metrics', () => {
     app.metrics.observeDecision(12, 'optimal');
     app.metrics.setQueueDepthSource(() => ({ decide: 2, timers: 5 }));
     await req('planner', 'GET', '/v1/units');
+    await req('unitA', 'GET', '/v1/alerts');
     const res = await req(undefined, 'GET', '/metrics');
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/plain/);
@@ -385,7 +386,7 @@ describe('metrics', () => {
       /dispatch_http_requests_total\{method="GET",route="\/v1\/units",status="200"\} \d+/,
     );
     expect(res.body).toMatch(
-      /dispatch_http_requests_total\{method="GET",route="\/v1\/units",status="403"\} \d+/,
+      /dispatch_http_requests_total\{method="GET",route="\/v1\/alerts",status="403"\} \d+/,
     );
     expect(res.body).toContain('dispatch_decision_duration_seconds_count{policy="optimal"} 1');
     expect(res.body).toContain('dispatch_queue_depth{queue="timers"} 5');
