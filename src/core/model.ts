@@ -245,6 +245,27 @@ export class CapabilityIndex {
     return this.groups[pool].get(cap)?.cols ?? [];
   }
 
+  /**
+   * The distance within which a member of the pool could arrive within etaS (beyond it the
+   * ETA lower bound exceeds etaS): the travel model's inverse when it has one, else bisection.
+   */
+  reachM(cap: Capability, pool: Pool, etaS: number, travel: TravelTimes): number {
+    const g = this.groups[pool].get(cap);
+    if (!g) return 0;
+    const s = etaS - g.minTurnout;
+    if (s <= 0) return 0;
+    if (travel.lowerBoundDistanceM) return travel.lowerBoundDistanceM(s, g.maxSpeed) * (1 + 1e-9) + 1;
+    let hi = 100;
+    while (travel.lowerBoundS(hi, g.maxSpeed) < s && hi < 2.1e7) hi *= 2;
+    let lo = 0;
+    for (let it = 0; it < 40 && hi - lo > 1; it++) {
+      const mid = (lo + hi) / 2;
+      if (travel.lowerBoundS(mid, g.maxSpeed) < s) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  }
+
   /** Admissible lower bound on the ETA of any member of the pool at great-circle distance d. */
   lowerBoundEtaS(cap: Capability, pool: Pool, distanceM: number, travel: TravelTimes): number {
     const g = this.groups[pool].get(cap);

@@ -112,16 +112,7 @@ function widenFor(r: Row, price: number, input: PassInput): RowList {
   const cands: Candidate[] = [];
   let restCost = cut;
   for (const pool of pools(r, input)) {
-    // Distance at which the pool's ETA lower bound reaches needEta: doubling, then bisection.
-    const lb = (d: number) => index.lowerBoundEtaS(r.capability, pool, d, ctx.travel);
-    let hi = 100;
-    while (lb(hi) < needEta && hi < 2.1e7) hi *= 2;
-    let lo = 0;
-    for (let it = 0; it < 40 && hi - lo > 1; it++) {
-      const mid = (lo + hi) / 2;
-      if (lb(mid) < needEta) lo = mid;
-      else hi = mid;
-    }
+    const hi = index.reachM(r.capability, pool, needEta, ctx.travel);
     const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
     const found = index.within(r.capability, pool, r.incident.location, hi, ctx.travel, filter);
     for (const c of found.cols) {

@@ -14,6 +14,11 @@ export interface TravelTimes {
    * never exceeding the true travel time.
    */
   lowerBoundS(distanceM: number, speedKmh: number): number;
+  /**
+   * Optional inverse of lowerBoundS: the largest distance whose bound is at most `seconds`.
+   * Without it the optimiser finds that distance by bisection.
+   */
+  lowerBoundDistanceM?(seconds: number, speedKmh: number): number;
 }
 
 /**

@@ -35,4 +35,8 @@ export class GreatCircleTravel implements TravelTimes {
   lowerBoundS(distanceM: number, speedKmh: number): number {
     return (distanceM * this.detourFactor) / kmhToMs(speedKmh);
   }
+
+  lowerBoundDistanceM(seconds: number, speedKmh: number): number {
+    return (Math.max(0, seconds) * kmhToMs(speedKmh)) / this.detourFactor;
+  }
 }
