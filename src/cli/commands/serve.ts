@@ -1,0 +1,433 @@
+// `dispatch serve [--port 3000] [--host 127.0.0.1] [--config FILE] [--demo SCENARIO] [--speed N]
+//                 [--data-dir DIR] [--demo-once] [--demo-limit N]`
+//
+// The live engine: HTTP API (/v1, /docs, /healthz, /metrics), socket.io, the console (the
+// built bundle in dist/console, when present), the workers and the engine itself.
+//
+// District (areas, incident-type catalogue, units): from --config FILE, a scenario-format
+// file whose incidents are ignored (`name`, `start`, `durationS`, `seed` and `incidents` may be
+// left out there); else from the --demo scenario; else from the bundled scenarios/demo.json.
+// A bad file is refused with the JSON path of its first wrong field, exit code 2. Units are
+// registered at start: a unit new to the store starts available at home; one already stored
+// keeps its status and work.
+//
+// Infrastructure: DATABASE_URL → PostgreSQL, else embedded PGlite in <data-dir>/pglite
+// (persistent across restarts); REDIS_URL → BullMQ queues (key prefix DISPATCH_QUEUE_PREFIX,
+// default `dispatch`), else an in-process queue. The data dir (--data-dir, else
+// $DISPATCH_DATA_DIR, else ./.dispatch) also holds the JWT secret `jwt-secret` unless
+// DISPATCH_JWT_SECRET is set. In embedded mode, at the first start (secret just created) and
+// whenever --demo runs, the console URL with a dispatcher token and a unit-app URL with a
+// unit token are printed; later, mint tokens with `dispatch token`.
+//
+// --demo SCENARIO --speed N (default 10): the scenario's incidents arrive through
+// POST /v1/incidents at (scenario time) / N and its units answer as socket.io clients
+// (src/demo). The demo loops, each pass with fresh incidents, unless --demo-once;
+// --demo-limit N plays only the first N incidents of each pass.
+//
+// Logs: pino JSON lines on stdout, level LOG_LEVEL (default info for the engine's own lines,
+// warn for per-request HTTP logs unless LOG_LEVEL is set). Sockets accept the same origin as
+// the page, plus DISPATCH_ORIGINS (comma-separated, or `*`).
+//
+// SIGINT / SIGTERM: stop taking requests (/healthz answers 503), stop the demo, close HTTP and
+// sockets, stop the engine, the workers, the queue, then the store; exit 0. A second signal
+// exits at once (130).
+
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { startWorkers } from '../../../workers/index.ts';
+import { isCoreError } from '../../core/errors.ts';
+import { type DemoHandle, startDemo } from '../../demo/driver.ts';
+import { Engine } from '../../engine/engine.ts';
+import { createEngineDeps, scenarioContext, seedUnits } from '../../engine/factory.ts';
+import { QUEUES } from '../../engine/jobs.ts';
+import { systemClock } from '../../engine/ports.ts';
+import type { Scenario } from '../../scenario/types.ts';
+import { isScenarioError, parseScenario } from '../../scenario/validate.ts';
+import { authConfigFromEnv, defaultDataDir, mintToken, type Role } from '../../server/auth.ts';
+import { createMetrics, type HttpServer, SocketPublisher, startHttp } from '../../server/index.ts';
+
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The district used when neither --config nor --demo is given. */
+export const DEFAULT_DISTRICT = join(PACKAGE_ROOT, 'scenarios/demo.json');
+/** Where the console build puts its bundle; served at / when it exists. */
+export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist/console');
+
+const USAGE = `usage: dispatch serve [--port 3000] [--host 127.0.0.1] [--config FILE] [--demo SCENARIO]
+                      [--speed N] [--data-dir DIR] [--demo-once] [--demo-limit N]
+
+  --port        listen port (0: any free port; default 3000)
+  --host        listen address (default 127.0.0.1; 0.0.0.0 for every interface)
+  --config      areas, catalogue and units from a scenario-format file (incidents ignored)
+  --demo        play this scenario live: incidents through the API, units over sockets
+  --speed       demo speed-up (default 10)
+  --demo-once   play the demo scenario once instead of looping
+  --demo-limit  only the first N incidents of each demo pass
+  --data-dir    embedded PGlite database and JWT secret (default $DISPATCH_DATA_DIR or ./.dispatch)
+
+Without --config or --demo the district is scenarios/demo.json (areas, catalogue, units).
+DATABASE_URL → PostgreSQL, else PGlite in <data-dir>/pglite; REDIS_URL → BullMQ, else in process.
+`;
+
+/** A refusal of the command line or of a file: exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/**
+ * Reads a scenario-format file and checks it. With `district`, missing `name`, `start`,
+ * `durationS`, `seed` and `incidents` are filled in (a district config needs none of them).
+ */
+export function loadScenarioFile(file: string, opts: { district?: boolean } = {}): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (opts.district && typeof json === 'object' && json !== null && !Array.isArray(json)) {
+    json = {
+      name: 'district',
+      start: '2026-01-01T00:00:00+08:00',
+      durationS: 86_400,
+      seed: 1,
+      incidents: [],
+      ...json,
+    };
+  }
+  try {
+    return parseScenario(json);
+  } catch (e) {
+    if (isScenarioError(e)) {
+      throw new UsageError(`${file}: invalid at ${e.path}: expected ${e.expected}, got ${e.got}`);
+    }
+    throw e;
+  }
+}
+
+export interface ServeOptions {
+  /** Default 3000; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** District config file (scenario format, incidents ignored). */
+  config?: string;
+  /** Demo scenario file. */
+  demo?: string;
+  /** Demo speed-up (default 10). */
+  speed?: number;
+  demoOnce?: boolean;
+  demoLimit?: number;
+  /** Data directory (default $DISPATCH_DATA_DIR or ./.dispatch). */
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Human-readable lines (URLs, tokens); default stdout. */
+  print?: (line: string) => void;
+  /** pino level of the serve logger (default $LOG_LEVEL or info). */
+  logLevel?: string;
+}
+
+export interface ServeHandle {
+  url: string;
+  engine: Engine;
+  http: HttpServer;
+  demo?: DemoHandle;
+  embedded: boolean;
+  /** Mints a token with the server's secret (tests, tools). */
+  token(role: Role, unitId?: string, ttlS?: number): Promise<string>;
+  /** Graceful stop, in order; idempotent. */
+  close(): Promise<void>;
+}
+
+const display = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') ? r : p;
+};
+
+/** Starts the live engine and (with `demo`) the demo driver. */
+export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> {
+  const env = opts.env ?? process.env;
+  const print = opts.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const level = opts.logLevel ?? env.LOG_LEVEL ?? 'info';
+  const log = pino({ level, base: { name: 'dispatch' }, timestamp: pino.stdTimeFunctions.isoTime });
+  const speed = opts.speed ?? 10;
+  if (!(speed > 0) || !Number.isFinite(speed)) throw new UsageError('--speed must be a number > 0');
+
+  // ---------------------------------------------------------------- files first (exit 2)
+  const demoScenario = opts.demo ? loadScenarioFile(opts.demo) : undefined;
+  const districtFile = opts.config ?? opts.demo ?? DEFAULT_DISTRICT;
+  const district = opts.config
+    ? loadScenarioFile(opts.config, { district: true })
+    : (demoScenario ?? loadScenarioFile(DEFAULT_DISTRICT, { district: true }));
+  let context: ReturnType<typeof scenarioContext>;
+  try {
+    context = scenarioContext(district);
+  } catch (e) {
+    if (isCoreError(e)) throw new UsageError(`${districtFile}: invalid at $.${e.field}: ${e.message}`);
+    throw e;
+  }
+
+  // ---------------------------------------------------------------- infrastructure
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir(env));
+  const embedded = !env.DATABASE_URL;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { config: auth, secret } = authConfigFromEnv({ dataDir, create: true, env });
+  const deps = await createEngineDeps({
+    ...(env.DATABASE_URL ? { DATABASE_URL: env.DATABASE_URL } : { dataDir: join(dataDir, 'pglite') }),
+    ...(env.REDIS_URL ? { REDIS_URL: env.REDIS_URL } : {}),
+    ...(env.DISPATCH_QUEUE_PREFIX ? { queuePrefix: env.DISPATCH_QUEUE_PREFIX } : {}),
+    ...(env.DISPATCH_AUDIT_KEY ? { auditKey: env.DISPATCH_AUDIT_KEY } : {}),
+  });
+  const { store, queue } = deps;
+
+  const metrics = createMetrics({ defaultMetrics: true });
+  const publisher = new SocketPublisher();
+  const engine = new Engine({
+    store,
+    queue,
+    publisher,
+    clock: systemClock,
+    ...context,
+    onDecision: (ms, p) => metrics.observeDecision(ms, p),
+    log: (msg, err) => log.error({ err }, msg),
+  });
+  metrics.setIncidentCountSource(() => engine.openIncidentCounts());
+  metrics.setQueueDepthSource(async () =>
+    Object.fromEntries(
+      await Promise.all(Object.values(QUEUES).map(async (q) => [q, await queue.depth(q)] as const)),
+    ),
+  );
+
+  let draining = false;
+  let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
+  let http: HttpServer | undefined;
+  const teardown = async () => {
+    draining = true;
+    if (http) await http.close();
+    await engine.stop();
+    if (workers) await workers.stop();
+    await queue.close();
+    await store.close();
+  };
+
+  try {
+    await engine.start();
+    workers = await startWorkers(engine, queue, store);
+    await seedUnits(engine, district.units);
+    const origins = env.DISPATCH_ORIGINS?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    http = await startHttp({
+      engine,
+      store,
+      auth,
+      metrics,
+      publisher,
+      port: opts.port ?? 3000,
+      host: opts.host ?? '127.0.0.1',
+      logger: { level: env.LOG_LEVEL ?? 'warn' },
+      ...(existsSync(join(CONSOLE_DIR, 'index.html')) ? { consoleDir: CONSOLE_DIR } : {}),
+      ready: () => engine.running && !draining,
+      sockets: { ...(origins && origins.length > 0 ? { origins } : {}) },
+    });
+  } catch (err) {
+    await teardown().catch(() => {});
+    throw err;
+  }
+  const url = http.url;
+
+  const token = (role: Role, unitId?: string, ttlS?: number) =>
+    mintToken({ role, ...(unitId ? { unitId } : {}), ...(ttlS ? { ttlS } : {}) }, auth.secret, {
+      issuer: auth.issuer,
+      audience: auth.audience,
+    });
+
+  // ---------------------------------------------------------------- what to tell the user
+  const consoleBuilt = existsSync(join(CONSOLE_DIR, 'index.html'));
+  const mode = embedded
+    ? `embedded: PGlite in ${display(join(dataDir, 'pglite'))}`
+    : `PostgreSQL${env.REDIS_URL ? '' : ', in-process queue'}`;
+  print(`dispatch: listening on ${url} (${mode}${env.REDIS_URL ? ', BullMQ on Redis' : ''})`);
+  print(
+    `  district:  ${display(districtFile)} — ${district.areas.features.length} areas, ${district.catalog.length} incident types, ${district.units.length} units`,
+  );
+  print(`  api:       ${url}/v1   docs: ${url}/docs   health: ${url}/healthz   metrics: ${url}/metrics`);
+  if (secret.source === 'generated') print(`  new JWT secret written to ${display(secret.path!)}`);
+  if (embedded && (secret.source === 'generated' || demoScenario)) {
+    const ttlS = 12 * 3600;
+    print(`  console:   ${url}/?token=${await token('dispatcher', undefined, ttlS)}`);
+    const unit = [...district.units].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
+    if (unit)
+      print(`  unit app:  ${url}/unit?token=${await token('unit', unit.id, ttlS)}   (unit ${unit.id})`);
+    if (!consoleBuilt) print('             (the console is not built: / shows the API docs)');
+    print('             tokens expire in 12 h.');
+  }
+  print(
+    `  tokens:    npx dispatch token --role dispatcher${opts.dataDir ? ` --data-dir ${display(dataDir)}` : ''}`,
+  );
+
+  // ---------------------------------------------------------------- demo
+  let demo: DemoHandle | undefined;
+  if (demoScenario) {
+    const cache = new Map<string, { token: string; at: number }>();
+    const cached = (role: 'dispatcher' | 'admin') => async () => {
+      const c = cache.get(role);
+      if (c && Date.now() - c.at < 3600_000) return c.token;
+      const t = await token(role, undefined, 4 * 3600);
+      cache.set(role, { token: t, at: Date.now() });
+      return t;
+    };
+    try {
+      demo = await startDemo({
+        baseUrl: url,
+        scenario: demoScenario,
+        speed,
+        tokens: {
+          dispatcher: cached('dispatcher'),
+          admin: cached('admin'),
+          unit: (id) => token('unit', id, 4 * 3600),
+        },
+        ...(opts.demoOnce ? { once: true } : {}),
+        ...(opts.demoLimit !== undefined ? { limit: opts.demoLimit } : {}),
+        log: {
+          info: (msg, obj) => log.info(obj ?? {}, msg),
+          warn: (msg, obj) => log.warn(obj ?? {}, msg),
+          debug: (msg, obj) => log.debug(obj ?? {}, msg),
+        },
+      });
+    } catch (err) {
+      await teardown().catch(() => {});
+      throw err;
+    }
+    const n = opts.demoLimit ?? demoScenario.incidents.length;
+    print(
+      `  demo:      ${display(opts.demo!)} at ${speed}× — ${Math.min(n, demoScenario.incidents.length)} incidents, ${demoScenario.units.length} simulated units${opts.demoOnce ? ', once' : ', looping'}`,
+    );
+  }
+  log.info({ url, embedded, demo: demoScenario?.name ?? null }, 'dispatch serve ready');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    engine,
+    http,
+    ...(demo ? { demo } : {}),
+    embedded,
+    token,
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        if (demo) await demo.stop();
+        await teardown();
+        log.info('dispatch serve stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function intOption(v: unknown, name: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < lo || n > hi) {
+    throw new UsageError(`${name} must be an integer in [${lo}, ${hi}], got "${String(v)}"`);
+  }
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        config: { type: 'string' },
+        demo: { type: 'string' },
+        speed: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'demo-once': { type: 'boolean' },
+        'demo-limit': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`dispatch serve: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+
+  let handle: ServeHandle;
+  try {
+    const speedRaw = str('speed');
+    const speed = speedRaw === undefined ? undefined : Number(speedRaw);
+    if (speed !== undefined && (!Number.isFinite(speed) || speed <= 0)) {
+      throw new UsageError(`--speed must be a number > 0, got "${speedRaw}"`);
+    }
+    if ((speed !== undefined || values['demo-once'] || str('demo-limit')) && !str('demo')) {
+      throw new UsageError('--speed, --demo-once and --demo-limit apply to --demo');
+    }
+    const port = intOption(str('port'), '--port', 0, 65_535);
+    const demoLimit = intOption(str('demo-limit'), '--demo-limit', 1, 10_000_000);
+    handle = await startServe({
+      ...(port !== undefined ? { port } : {}),
+      ...(str('host') ? { host: str('host') } : {}),
+      ...(str('config') ? { config: str('config') } : {}),
+      ...(str('demo') ? { demo: str('demo') } : {}),
+      ...(speed !== undefined ? { speed } : {}),
+      ...(str('data-dir') ? { dataDir: str('data-dir') } : {}),
+      ...(values['demo-once'] ? { demoOnce: true } : {}),
+      ...(demoLimit !== undefined ? { demoLimit } : {}),
+    });
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`dispatch serve: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(
+      `dispatch serve: ${e.code === 'EADDRINUSE' ? `the port is in use (${e.message})` : (e.message ?? String(e))}\n`,
+    );
+    return 1;
+  }
+
+  const code = await new Promise<number>((done) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        process.stderr.write(`dispatch serve: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      signalled = true;
+      process.stdout.write(`dispatch: ${signal}: shutting down\n`);
+      handle.close().then(
+        () => done(0),
+        (err: unknown) => {
+          process.stderr.write(`dispatch serve: shutdown failed: ${(err as Error).message}\n`);
+          done(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  // Anything left holding the event loop (a stray socket, a driver's timer) must not keep a
+  // stopped server alive.
+  setTimeout(() => process.exit(code), 3000).unref();
+  return code;
+}
