@@ -2,7 +2,7 @@
 // dispatcher can read, pre-emptions, unserved slots with their reasons, and the objective.
 
 import { type Column, crossesJurisdiction, type Row } from './model.ts';
-import { addServed, emptyObjective } from './objective.ts';
+import { addServed, emptyObjective, unservedLateS } from './objective.ts';
 import type {
   AssignmentAlternative,
   AssignmentDecision,
@@ -70,7 +70,7 @@ function unservedReason(r: Row, cands: Candidate[], takenBy: Map<Column, Row>, t
 const earlier = (a: Candidate, b: Candidate): boolean =>
   a.etaS < b.etaS || (a.etaS === b.etaS && a.col.unit.id < b.col.unit.id);
 
-export function assemble(solved: Solved, now: number, altCount: number): Decision {
+export function assemble(solved: Solved, now: number, altCount: number, horizonS: number): Decision {
   const { rows, chosen, candidates } = solved;
   const takenBy = new Map<Column, Row>();
   rows.forEach((r, i) => {
@@ -86,6 +86,7 @@ export function assemble(solved: Solved, now: number, altCount: number): Decisio
     const cands = candidates[i] ?? [];
     if (!c) {
       objective.unservedWeight += r.weight;
+      objective.weightedLateS += r.weight * unservedLateS(r.slackS, horizonS);
       unserved.push({
         incidentId: r.incident.id,
         capability: r.capability,

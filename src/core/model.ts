@@ -55,7 +55,13 @@ function compareIncidents(a: Row, b: Row): number {
  * Open slots: each required capability of each active incident minus the units already
  * committed to it in that role. An on-scene package is not reopened.
  */
-export function buildRows(incidents: Incident[], units: Unit[], catalog: CatalogIndex, now: number): Row[] {
+export function buildRows(
+  incidents: Incident[],
+  units: Unit[],
+  catalog: CatalogIndex,
+  now: number,
+  horizonS: number,
+): Row[] {
   const committed = new Map<string, Map<Capability, number>>();
   for (const u of units) {
     if (!u.incidentId || !COMMITTED_UNIT.has(u.status)) continue;
@@ -80,6 +86,7 @@ export function buildRows(incidents: Incident[], units: Unit[], catalog: Catalog
     for (const cap of Object.keys(type.requires).sort()) {
       const open = type.requires[cap] - (byCap?.get(cap) ?? 0);
       for (let k = 0; k < open; k++) {
+        const slackS = inc.reportedAt + type.targetS - now;
         rows.push({
           index: 0,
           incident: inc,
@@ -88,8 +95,8 @@ export function buildRows(incidents: Incident[], units: Unit[], catalog: Catalog
           priority,
           weight,
           immediate: type.immediate,
-          slackS: inc.reportedAt + type.targetS - now,
-          unservedCost: unservedCost(weight),
+          slackS,
+          unservedCost: unservedCost(weight, slackS, horizonS),
           group: g,
         });
       }

@@ -1,6 +1,8 @@
 // The one objective of the optimiser, lexicographic:
 //   1. serve the most priority-weighted demand      (minimise unservedWeight)
-//   2. then minimise priority-weighted lateness      (weightedLateS: w · max(0, eta − time left to target))
+//   2. then minimise priority-weighted lateness      (weightedLateS: w · max(0, eta − time left to target));
+//      a slot left unserved counts as arriving at the ETA cap (maxEtaS) — it will be at least
+//      that late — so an overdue incident keeps its claim and is never starved by fresh ones
 //   3. then minimise priority-weighted travel time   (weightedEtaS: w · eta)
 //   4. then a deterministic tie-break: rows in canonical order (priority, report time,
 //      incident id, capability), units by id; the solver scans in that order with strict
@@ -32,8 +34,13 @@ export function slotCost(w: number, etaS: number, slackS: number): number {
   return w * (eta + LATE_FACTOR * late);
 }
 
-export function unservedCost(w: number): number {
-  return w * UNSERVED_COST_PER_WEIGHT;
+/** Lateness (s) charged to a slot left unserved: as if served at the horizon (the ETA cap). */
+export function unservedLateS(slackS: number, horizonS: number): number {
+  return Math.max(0, Math.round(horizonS) - Math.floor(slackS));
+}
+
+export function unservedCost(w: number, slackS: number, horizonS: number): number {
+  return w * (UNSERVED_COST_PER_WEIGHT + LATE_FACTOR * unservedLateS(slackS, horizonS));
 }
 
 export function emptyObjective(): ObjectiveValue {

@@ -4,6 +4,7 @@
 import { assemble, type Candidate, type Solved } from './decision.ts';
 import { CoreError } from './errors.ts';
 import { buildColumns, buildRows, CapabilityIndex, type Column, type Row } from './model.ts';
+import { unservedLateS } from './objective.ts';
 import { DEFAULT_OPTIONS, type DecideContext, type DispatchOptions } from './policy.ts';
 import type { Decision, DispatchState, Unit } from './types.ts';
 import { validateState } from './validate.ts';
@@ -28,7 +29,7 @@ export function buildPassInput(
   ctx: DecideContext,
   options: DispatchOptions,
 ): PassInput {
-  const rows = buildRows(state.incidents, state.units, ctx.catalog, now);
+  const rows = buildRows(state.incidents, state.units, ctx.catalog, now, options.maxEtaS);
   const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
   const index = new CapabilityIndex(cols);
   const counts = new Map<string, number>();
@@ -77,7 +78,7 @@ export function decideInPasses(
     throw new CoreError('INVALID_FIELD', 'now', 'must be a finite number of seconds');
   const options = { ...DEFAULT_OPTIONS, ...ctx.options };
   const first = runPass(state, now, ctx, options, solve);
-  const d1 = assemble(first, now, options.explainAlternatives);
+  const d1 = assemble(first, now, options.explainAlternatives, options.maxEtaS);
   if (d1.preemptions.length === 0) return d1;
   // Second pass: the pre-empted incidents' slots are open again; no further pre-emption.
   const units = applyPreemptions(state.units, first);
@@ -88,10 +89,15 @@ export function decideInPasses(
     { ...options, preemption: false },
     solve,
   );
-  const d2 = assemble(second, now, options.explainAlternatives);
+  const d2 = assemble(second, now, options.explainAlternatives, options.maxEtaS);
+  // Pass 1's unserved slots are all rows again in pass 2: count their lateness there only.
+  let pass1UnservedLate = 0;
+  first.rows.forEach((r, i) => {
+    if (!first.chosen[i]) pass1UnservedLate += r.weight * unservedLateS(r.slackS, options.maxEtaS);
+  });
   const objective = {
     unservedWeight: d2.objective.unservedWeight,
-    weightedLateS: d1.objective.weightedLateS + d2.objective.weightedLateS,
+    weightedLateS: d1.objective.weightedLateS - pass1UnservedLate + d2.objective.weightedLateS,
     weightedEtaS: d1.objective.weightedEtaS + d2.objective.weightedEtaS,
   };
   const s1 = d1.stats;

@@ -17,7 +17,7 @@ function ctxOf(inst: ReturnType<typeof makeInstance>, options = {}): DecideConte
 /** The full model over every eligible unit, solved as one integer program. */
 function fullIlp(state: DispatchState, ctx: DecideContext, now: number): number {
   const options = { ...DEFAULT_OPTIONS, ...ctx.options };
-  const rows = buildRows(state.incidents, state.units, ctx.catalog, now);
+  const rows = buildRows(state.incidents, state.units, ctx.catalog, now, options.maxEtaS);
   const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
   const edges: IlpProblem['edges'] = [];
   rows.forEach((r, i) => {
@@ -119,7 +119,13 @@ describe('dispatch policies', () => {
           const ctx = ctxOf(inst);
           const d = optimalPolicy.decide(inst.state, inst.now, ctx);
           const options = { ...DEFAULT_OPTIONS, ...ctx.options };
-          const rows = buildRows(inst.state.incidents, inst.state.units, ctx.catalog, inst.now);
+          const rows = buildRows(
+            inst.state.incidents,
+            inst.state.units,
+            ctx.catalog,
+            inst.now,
+            options.maxEtaS,
+          );
           const cols = buildColumns(inst.state.units, inst.state.incidents, ctx.catalog, false);
           const cost = new Float64Array(rows.length * cols.length).fill(Number.POSITIVE_INFINITY);
           rows.forEach((r, i) => {
@@ -203,6 +209,20 @@ describe('dispatch policies', () => {
       }),
       { numRuns: 40, seed: 11 },
     );
+  });
+
+  it('an overdue incident is not starved by fresh ones of the same priority', () => {
+    const inst = makeInstance({ incidents: 2, units: 1, seed: 3, dense: true, hotspotShare: 0 });
+    const [old, fresh] = inst.state.incidents;
+    old.type = fresh.type = 'call-p3';
+    // Same place, so the unit's ETA is the same; the old call has waited two hours.
+    fresh.location = [...old.location];
+    old.reportedAt = inst.now - 7200;
+    fresh.reportedAt = inst.now - 10;
+    for (const policy of [optimalPolicy, greedyPolicy]) {
+      const d = policy.decide(inst.state, inst.now, ctxOf(inst));
+      expect(d.assignments.map((a) => a.incidentId)).toEqual([old.id]);
+    }
   });
 
   it('explains each assignment with its ETA and the alternatives that lost', () => {
