@@ -81,17 +81,23 @@ export function assemble(solved: Solved, now: number, altCount: number, horizonS
   const assignments: AssignmentDecision[] = [];
   const unserved: UnservedSlot[] = [];
   const preemptions: Decision['preemptions'] = [];
+  const noCandidateReason = new Map<string, string>();
   rows.forEach((r, i) => {
     const c = chosen[i];
     const cands = candidates[i] ?? [];
     if (!c) {
       objective.unservedWeight += r.weight;
       objective.weightedLateS += r.weight * unservedLateS(r.slackS, horizonS);
-      unserved.push({
-        incidentId: r.incident.id,
-        capability: r.capability,
-        reason: unservedReason(r, cands, takenBy, solved.capableTotal(r.capability)),
-      });
+      // Slots with no candidate at all share one reason per capability (backlogs have thousands).
+      let reason: string;
+      if (cands.length === 0 && r.group < 0) {
+        reason = noCandidateReason.get(r.capability) ?? '';
+        if (!reason) {
+          reason = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
+          noCandidateReason.set(r.capability, reason);
+        }
+      } else reason = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
+      unserved.push({ incidentId: r.incident.id, capability: r.capability, reason });
       return;
     }
     addServed(objective, r.weight, c.etaS, r.slackS);

@@ -317,6 +317,8 @@ export class CapabilityIndex {
   ): { cols: Column[]; restLowerBoundS: number } {
     const g = this.groups[pool].get(cap);
     if (!g) return { cols: [], restLowerBoundS: Number.POSITIVE_INFINITY };
+    // A small group needs no search: all of it, nothing left to bound.
+    if (g.cols.length <= k && !filter) return { cols: g.cols, restLowerBoundS: Number.POSITIVE_INFINITY };
     // About k+1 members in the circle at average density; the box doubles where sparser.
     let radiusM = g.spacingM * Math.sqrt(k + 1);
     // The k+1 nearest hits kept sorted by insertion (k is small): no allocation per hit.
