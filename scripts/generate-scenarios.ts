@@ -36,7 +36,7 @@ const surge = generateScenario({
   hours: 6,
   seed: 11,
   incidentsPerDay: 6000,
-  unitsScale: 0.4,
+  unitsScale: 0.25,
   surge: { startH: 2, hours: 3 },
   start: '2026-09-16T16:00:00+08:00',
   name: 'surge',
