@@ -314,7 +314,7 @@ export class CapabilityIndex {
     k: number,
     travel: TravelTimes,
     filter?: (c: Column) => boolean,
-  ): { cols: Column[]; restLowerBoundS: number } {
+  ): { cols: Column[]; dists?: number[]; restLowerBoundS: number } {
     const g = this.groups[pool].get(cap);
     if (!g) return { cols: [], restLowerBoundS: Number.POSITIVE_INFINITY };
     // A small group needs no search: all of it, nothing left to bound.
@@ -348,8 +348,12 @@ export class CapabilityIndex {
         const restLowerBoundS =
           restM === Number.POSITIVE_INFINITY ? restM : g.minTurnout + travel.lowerBoundS(restM, g.maxSpeed);
         const cols: Column[] = [];
-        for (let q = 0; q < Math.min(n, k); q++) cols.push(g.cols[bestI[q]]);
-        return { cols, restLowerBoundS };
+        const dists: number[] = [];
+        for (let q = 0; q < Math.min(n, k); q++) {
+          cols.push(g.cols[bestI[q]]);
+          dists.push(bestD[q]);
+        }
+        return { cols, dists, restLowerBoundS };
       }
       radiusM *= 2;
     }

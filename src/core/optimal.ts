@@ -81,8 +81,13 @@ function listFor(r: Row, k: number, input: PassInput, forced: boolean): RowList 
   for (const pool of pools(r, input)) {
     const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
     const found = index.nearest(r.capability, pool, r.incident.location, k, ctx.travel, filter);
-    for (const c of found.cols) {
-      const eta = etaS(r, c, ctx.travel);
+    const dists = ctx.travel.distanceOnly ? found.dists : undefined;
+    for (let q = 0; q < found.cols.length; q++) {
+      const c = found.cols[q];
+      // Same value as etaS(): the search already has the great-circle distance.
+      const eta = dists
+        ? c.turnoutS + ctx.travel.lowerBoundS(dists[q], c.unit.speedKmh)
+        : etaS(r, c, ctx.travel);
       if (eta <= options.maxEtaS) cands.push({ col: c, etaS: eta, cost: edgeCost(r, c, eta, options) });
     }
     restCost = Math.min(restCost, boundCost(r, found.restLowerBoundS, options.maxEtaS));

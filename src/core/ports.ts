@@ -19,6 +19,11 @@ export interface TravelTimes {
    * Without it the optimiser finds that distance by bisection.
    */
   lowerBoundDistanceM?(seconds: number, speedKmh: number): number;
+  /**
+   * True when travelS(a, b, v) is exactly lowerBoundS(haversineM(a, b), v): the optimiser then
+   * reuses the distances its spatial search already computed instead of recomputing them.
+   */
+  readonly distanceOnly?: boolean;
 }
 
 /**

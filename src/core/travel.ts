@@ -21,6 +21,7 @@ export function checkDetourFactor(f: unknown, field = 'travel.detourFactor'): nu
 
 export class GreatCircleTravel implements TravelTimes {
   readonly name = 'great-circle';
+  readonly distanceOnly = true;
   readonly detourFactor: number;
 
   constructor(detourFactor: number = DEFAULT_DETOUR_FACTOR) {
