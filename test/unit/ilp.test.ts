@@ -215,6 +215,21 @@ describe('evaluateAssignment', () => {
   });
 });
 
+describe('solveAssignmentIlp: clock-free mode (replays)', () => {
+  it('never claims more than it proved, and what it returns is feasible and at least optimal-valued', () => {
+    fc.assert(
+      fc.property(smallCosts, (p) => {
+        const sol = solveAssignmentIlp(p, { clockFree: true });
+        if (!sol) return;
+        expect(evaluateAssignment(p, sol.rowToCol)).toBe(sol.total);
+        expect(sol.total).toBeGreaterThanOrEqual(bruteForce(p));
+        if (sol.optimal) expect(sol.total).toBe(bruteForce(p));
+      }),
+      { numRuns: 200, seed: 5 },
+    );
+  });
+});
+
 describe('solveAssignmentIlp: small instances', () => {
   it('serves a group when that beats serving a competing single row', () => {
     const p: IlpProblem = {

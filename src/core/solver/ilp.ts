@@ -96,6 +96,11 @@ export interface IlpOptions {
   timeoutMs?: number;
   /** LP solves the deterministic group search (step 1) may spend; default SEARCH_MAX_LPS. */
   searchLps?: number;
+  /**
+   * Skip the library's branch-and-bound (step 2), whose time limit reads a clock: replays must
+   * give the same answer on any machine. The group search's best (or null) stands.
+   */
+  clockFree?: boolean;
 }
 
 /** Largest |cost| accepted; keeps the scaled unit ≥ 2^-22, far above the library's 1e-8 tolerance. */
@@ -407,6 +412,8 @@ export function solveAssignmentIlp(p: IlpProblem, opts?: IlpOptions): IlpSolutio
   // 1. Deterministic search over the groups.
   const search = groupSearch(p, built, opts?.searchLps ?? SEARCH_MAX_LPS);
   if (search.best && provenBy(search.best, search.lowerBound)) return { ...search.best, optimal: true };
+
+  if (opts?.clockFree) return search.best ? { ...search.best, optimal: false } : null;
 
   // 2. The library's branch-and-bound (branching on y only), under the optional time limit.
   const { lp, scale, xs, nGroups, offset } = built;
