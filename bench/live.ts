@@ -99,6 +99,8 @@ export interface Result {
   merged: number;
   /** Posts that failed (network or non-2xx). */
   failed: number;
+  /** Why they failed: status code or error name → count. */
+  failures: Record<string, number>;
   /** Created incidents whose offer never arrived (within the grace time). */
   missing: number;
   offerMs: Percentiles;
@@ -368,6 +370,11 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
   let merged = 0;
   let failed = 0;
   let created = 0;
+  const failures: Record<string, number> = {};
+  const failure = (why: string) => {
+    failed++;
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
   let measuredPosts = 0;
   let measuredOffers = 0;
   let windowStart = Number.POSITIVE_INFINITY;
@@ -429,11 +436,9 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
           sentAt.set(json.id, sent);
           match(json.id);
         } else if (res.status === 200) merged++;
-        else failed++;
+        else failure(`HTTP ${res.status}`);
       })
-      .catch(() => {
-        failed++;
-      });
+      .catch((err: Error & { cause?: { code?: string } }) => failure(err.cause?.code ?? err.name));
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   };
@@ -461,6 +466,7 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
     offersPerS: round(measuredOffers / opts.durationS),
     merged,
     failed,
+    failures,
     missing,
     offerMs: percentiles(offerMs),
     postMs: percentiles(postMs),
