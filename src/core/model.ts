@@ -203,6 +203,8 @@ const EARTH_R = 6371008.8;
 export class CapabilityIndex {
   // Per pool, per capability: nested maps so hot lookups build no key strings.
   private readonly groups: Record<Pool, Map<Capability, CapGroup>> = { free: new Map(), preempt: new Map() };
+  private bestD = new Float64Array(32);
+  private bestI = new Int32Array(32);
 
   constructor(cols: Column[]) {
     const byKey = new Map<string, { pool: Pool; cap: Capability; g: Column[] }>();
@@ -322,8 +324,13 @@ export class CapabilityIndex {
     // About k+1 members in the circle at average density; the box doubles where sparser.
     let radiusM = g.spacingM * Math.sqrt(k + 1);
     // The k+1 nearest hits kept sorted by insertion (k is small): no allocation per hit.
-    const bestD = new Float64Array(k + 1);
-    const bestI = new Int32Array(k + 1);
+    // Scratch buffers reused across searches (the index is used by one decision at a time).
+    if (this.bestD.length < k + 1) {
+      this.bestD = new Float64Array(2 * (k + 1));
+      this.bestI = new Int32Array(2 * (k + 1));
+    }
+    const bestD = this.bestD;
+    const bestI = this.bestI;
     for (;;) {
       const { ids, all } = this.box(g, at, radiusM);
       let n = 0;
