@@ -303,3 +303,25 @@ export function typeLabel(catalog: ReadonlyMap<string, IncidentType>, type: stri
 
 export const catalogMap = (catalog: readonly IncidentType[]): Map<string, IncidentType> =>
   new Map(catalog.map((t) => [t.type, t]));
+
+/** Forgets the page's token and reloads to its login form, with a message to show there. */
+export function logout(storageKey: string, message?: string): void {
+  sessionStorage.removeItem(storageKey);
+  if (message) sessionStorage.setItem(`${storageKey}.message`, message);
+  window.location.replace(window.location.pathname);
+}
+
+/**
+ * The page's token: from the URL or the session, else from the login form until `check`
+ * accepts one (a message left by `logout` is shown on the form).
+ */
+export async function login(
+  storageKey: string,
+  check: (claims: TokenClaims | undefined) => string | undefined,
+): Promise<string> {
+  const token = takeToken(storageKey);
+  const message = sessionStorage.getItem(`${storageKey}.message`) ?? undefined;
+  sessionStorage.removeItem(`${storageKey}.message`);
+  if (token && !check(decodeToken(token))) return token;
+  return askToken(storageKey, check, message ?? (token ? check(decodeToken(token)) : undefined));
+}

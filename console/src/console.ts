@@ -16,7 +16,6 @@ import {
   $,
   Api,
   ApiError,
-  askToken,
   type ConnectionState,
   catalogMap,
   decodeToken,
@@ -25,11 +24,12 @@ import {
   fmtDuration,
   fmtLonLat,
   h,
+  login,
+  logout as logoutFrom,
   randomKey,
   STATUS_LABEL,
   Stream,
   type TokenClaims,
-  takeToken,
   toast,
   typeLabel,
 } from './common.ts';
@@ -960,24 +960,11 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function logout(message?: string): void {
-  sessionStorage.removeItem(TOKEN_KEY);
-  if (message) sessionStorage.setItem(`${TOKEN_KEY}.message`, message);
-  window.location.replace(window.location.pathname);
-}
+const logout = (message?: string): void => logoutFrom(TOKEN_KEY, message);
 
 async function main(): Promise<void> {
   $('#logout').addEventListener('click', () => logout());
-  let token = takeToken(TOKEN_KEY);
-  const message = sessionStorage.getItem(`${TOKEN_KEY}.message`) ?? undefined;
-  sessionStorage.removeItem(`${TOKEN_KEY}.message`);
-  if (!token || roleCheck(decodeToken(token))) {
-    token = await askToken(
-      TOKEN_KEY,
-      roleCheck,
-      message ?? (token ? roleCheck(decodeToken(token)) : undefined),
-    );
-  }
+  const token = await login(TOKEN_KEY, roleCheck);
   const api = new Api(token);
   const app = new ConsoleApp(api, decodeToken(token));
   try {

@@ -18,7 +18,6 @@ import {
   $,
   Api,
   ApiError,
-  askToken,
   type ConnectionState,
   catalogMap,
   decodeToken,
@@ -27,10 +26,11 @@ import {
   fmtDuration,
   fmtLonLat,
   h,
+  login,
+  logout as logoutFrom,
   STATUS_LABEL,
   Stream,
   type TokenClaims,
-  takeToken,
   toast,
   typeLabel,
 } from './common.ts';
@@ -504,24 +504,11 @@ class UnitApp {
   }
 }
 
-function logout(message?: string): void {
-  sessionStorage.removeItem(TOKEN_KEY);
-  if (message) sessionStorage.setItem(`${TOKEN_KEY}.message`, message);
-  window.location.replace(window.location.pathname);
-}
+const logout = (message?: string): void => logoutFrom(TOKEN_KEY, message);
 
 async function main(): Promise<void> {
   $('#logout').addEventListener('click', () => logout());
-  let token = takeToken(TOKEN_KEY);
-  const message = sessionStorage.getItem(`${TOKEN_KEY}.message`) ?? undefined;
-  sessionStorage.removeItem(`${TOKEN_KEY}.message`);
-  if (!token || roleCheck(decodeToken(token))) {
-    token = await askToken(
-      TOKEN_KEY,
-      roleCheck,
-      message ?? (token ? roleCheck(decodeToken(token)) : undefined),
-    );
-  }
+  const token = await login(TOKEN_KEY, roleCheck);
   const claims = decodeToken(token);
   const app = new UnitApp(new Api(token), claims?.unitId ?? '');
   try {

@@ -20,7 +20,7 @@
 //    variable values are rounded to that precision. Objective coefficients must therefore be
 //    scaled so that meaningful differences are well above it and float noise well below it.
 //  * `options.timeout` (ms) bounds only the branch-and-bound loop, checked between nodes with the
-//    library's own `Date.now()`; a single LP solve is never interrupted. This is the one clock
+//    library's own clock; a single LP solve is never interrupted. This is the one clock
 //    read on this path: it happens inside the dependency, not in our core code, and it makes
 //    the outcome wall-clock dependent *only* when the limit is hit. A timeout of 0 is falsy in
 //    the library and means "no limit"; this wrapper clamps any given timeout to ≥ 1 ms.

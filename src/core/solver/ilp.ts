@@ -49,7 +49,7 @@
 //     does not bound this step — its cost is bounded by the LP count instead.
 //  2. Only if it stopped early: the same model with y declared `ints` goes to the library's own
 //     branch-and-bound, with `timeoutMs` passed as `options.timeout`. That limit is measured
-//     with the library's own `Date.now()` (inside the dependency; this module reads no clock)
+//     with the library's own clock (inside the dependency; this module reads none)
 //     and checked only between nodes, so a single LP can overrun it. The library returns its
 //     best incumbent whether or not the clock stopped it and does not say which, and a simplex
 //     cycle silently prunes a node, so its answer is proven optimal only if no time limit was
