@@ -207,43 +207,40 @@ export class CapabilityIndex {
   private bestI = new Int32Array(32);
 
   constructor(cols: Column[]) {
-    const byKey = new Map<string, { pool: Pool; cap: Capability; g: Column[] }>();
+    const byPool: Record<Pool, Map<Capability, Column[]>> = { free: new Map(), preempt: new Map() };
     for (const c of cols) {
-      const pool: Pool = c.boundFor ? 'preempt' : 'free';
+      const m = byPool[c.boundFor ? 'preempt' : 'free'];
       for (const cap of c.unit.capabilities) {
-        const key = `${pool}:${cap}`;
-        let e = byKey.get(key);
-        if (!e) {
-          e = { pool, cap, g: [] };
-          byKey.set(key, e);
+        const g = m.get(cap);
+        if (g) g.push(c);
+        else m.set(cap, [c]);
+      }
+    }
+    for (const pool of ['free', 'preempt'] as const)
+      for (const [cap, g] of byPool[pool]) {
+        const index = new KDBush(g.length, 16);
+        let maxSpeed = 0;
+        let minTurnout = Number.POSITIVE_INFINITY;
+        let maxAbsLat = 0;
+        const bbox: [number, number, number, number] = [180, 90, -180, -90];
+        for (const c of g) {
+          const [x, y] = c.at;
+          index.add(x, y);
+          maxSpeed = Math.max(maxSpeed, c.unit.speedKmh);
+          minTurnout = Math.min(minTurnout, c.turnoutS);
+          maxAbsLat = Math.max(maxAbsLat, Math.abs(y));
+          bbox[0] = Math.min(bbox[0], x);
+          bbox[1] = Math.min(bbox[1], y);
+          bbox[2] = Math.max(bbox[2], x);
+          bbox[3] = Math.max(bbox[3], y);
         }
-        e.g.push(c);
+        index.finish();
+        const areaM2 =
+          Math.max(1, (bbox[2] - bbox[0]) * RAD * EARTH_R * Math.cos(maxAbsLat * RAD)) *
+          Math.max(1, (bbox[3] - bbox[1]) * RAD * EARTH_R);
+        const spacingM = Math.max(50, Math.sqrt(areaM2 / g.length / Math.PI));
+        this.groups[pool].set(cap, { index, cols: g, maxSpeed, minTurnout, maxAbsLat, bbox, spacingM });
       }
-    }
-    for (const { pool, cap, g } of byKey.values()) {
-      const index = new KDBush(g.length, 16);
-      let maxSpeed = 0;
-      let minTurnout = Number.POSITIVE_INFINITY;
-      let maxAbsLat = 0;
-      const bbox: [number, number, number, number] = [180, 90, -180, -90];
-      for (const c of g) {
-        const [x, y] = c.at;
-        index.add(x, y);
-        maxSpeed = Math.max(maxSpeed, c.unit.speedKmh);
-        minTurnout = Math.min(minTurnout, c.turnoutS);
-        maxAbsLat = Math.max(maxAbsLat, Math.abs(y));
-        bbox[0] = Math.min(bbox[0], x);
-        bbox[1] = Math.min(bbox[1], y);
-        bbox[2] = Math.max(bbox[2], x);
-        bbox[3] = Math.max(bbox[3], y);
-      }
-      index.finish();
-      const areaM2 =
-        Math.max(1, (bbox[2] - bbox[0]) * RAD * EARTH_R * Math.cos(maxAbsLat * RAD)) *
-        Math.max(1, (bbox[3] - bbox[1]) * RAD * EARTH_R);
-      const spacingM = Math.max(50, Math.sqrt(areaM2 / g.length / Math.PI));
-      this.groups[pool].set(cap, { index, cols: g, maxSpeed, minTurnout, maxAbsLat, bbox, spacingM });
-    }
   }
 
   count(cap: Capability, pool: Pool = 'free'): number {
