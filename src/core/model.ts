@@ -152,11 +152,6 @@ export function eligible(r: Row, c: Column): boolean {
   return r.immediate && c.boundFor.id !== r.incident.id && r.priority < (c.boundPriority ?? 4);
 }
 
-export interface Pricing {
-  travel: TravelTimes;
-  options: DispatchOptions;
-}
-
 export function etaS(r: Row, c: Column, travel: TravelTimes): number {
   return c.turnoutS + travel.travelS(c.at, r.incident.location, c.unit.speedKmh);
 }
@@ -270,13 +265,6 @@ export class CapabilityIndex {
       else hi = mid;
     }
     return hi;
-  }
-
-  /** Admissible lower bound on the ETA of any member of the pool at great-circle distance d. */
-  lowerBoundEtaS(cap: Capability, pool: Pool, distanceM: number, travel: TravelTimes): number {
-    const g = this.groups[pool].get(cap);
-    if (!g) return Number.POSITIVE_INFINITY;
-    return g.minTurnout + travel.lowerBoundS(distanceM, g.maxSpeed);
   }
 
   /**

@@ -326,6 +326,13 @@ function component(
   rowsOf: (c: Column) => number[],
 ): number[] | null {
   const { rows, options } = input;
+  const members = new Map<number, number[]>();
+  for (const r of rows) {
+    if (r.group < 0) continue;
+    const m = members.get(r.group);
+    if (m) m.push(r.index);
+    else members.set(r.group, [r.index]);
+  }
   const inComp = new Set<number>();
   const seenCols = new Set<Column>();
   const queue: number[] = [];
@@ -333,13 +340,13 @@ function component(
     if (inComp.has(i)) return;
     inComp.add(i);
     queue.push(i);
-    const g = rows[i].group;
-    if (g >= 0) for (const r of rows) if (r.group === g) add(r.index);
+    // A package enters whole.
+    for (const o of members.get(rows[i].group) ?? []) add(o);
   };
-  for (const r of rows) if (partial.has(r.group)) add(r.index);
+  for (const [g, m] of members) if (partial.has(g)) for (const i of m) add(i);
   let vars = 0;
-  while (queue.length > 0) {
-    const i = queue.shift()!;
+  for (let head = 0; head < queue.length; head++) {
+    const i = queue[head];
     const l = listOf(i);
     vars += l.length + 1;
     if (vars > options.ipMaxVariables) return null;
@@ -371,7 +378,11 @@ function repairPackages(
     return l;
   };
   const rowsByCap = new Map<string, Row[]>();
-  for (const r of rows) rowsByCap.set(r.capability, [...(rowsByCap.get(r.capability) ?? []), r]);
+  for (const r of rows) {
+    const g = rowsByCap.get(r.capability);
+    if (g) g.push(r);
+    else rowsByCap.set(r.capability, [r]);
+  }
   const fullRowsOf = (c: Column) =>
     c.unit.capabilities.flatMap((cap) =>
       (rowsByCap.get(cap) ?? [])
@@ -380,7 +391,11 @@ function repairPackages(
     );
   const listRows = new Map<Column, number[]>();
   outcome.lists.forEach((l, i) => {
-    for (const c of l) listRows.set(c.col, [...(listRows.get(c.col) ?? []), i]);
+    for (const c of l) {
+      const g = listRows.get(c.col);
+      if (g) g.push(i);
+      else listRows.set(c.col, [i]);
+    }
   });
   let listOf = fullOf;
   let comp = component(input, partial, fullOf, fullRowsOf);
