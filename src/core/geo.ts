@@ -15,8 +15,10 @@ export function haversineM(a: LonLat, b: LonLat): number {
   const sLat = Math.sin((lat2 - lat1) / 2);
   const sLon = Math.sin(((b[0] - a[0]) * RAD) / 2);
   const h = sLat * sLat + Math.cos(lat1) * Math.cos(lat2) * sLon * sLon;
-  // Rounding can push h a hair above 1 for antipodal points; asin would give NaN.
-  return 2 * EARTH_RADIUS_M * Math.asin(Math.sqrt(Math.min(1, h)));
+  // atan2 stays well conditioned near antipodes, where asin(√h) loses centimetres; the clamp
+  // keeps rounding from pushing h a hair above 1.
+  const hc = Math.min(1, h);
+  return 2 * EARTH_RADIUS_M * Math.atan2(Math.sqrt(hc), Math.sqrt(1 - hc));
 }
 
 /** True for a finite, in-range [lon, lat] pair of exactly two numbers. */
