@@ -36,11 +36,20 @@ export function buildCatalog(entries: unknown, path = 'catalog'): CatalogIndex {
     return entry;
   });
   const immediateTypes = list.filter((t) => t.immediate).map((t) => t.type);
-  return {
-    list,
-    immediateTypes,
-    get: (type) => byType.get(type),
-  };
+  return new Catalog(list, immediateTypes, byType);
+}
+
+/** A method on a class, not a closure per catalogue: hot call sites see one function. */
+class Catalog implements CatalogIndex {
+  constructor(
+    readonly list: readonly IncidentType[],
+    readonly immediateTypes: readonly string[],
+    private readonly byType: Map<string, IncidentType>,
+  ) {}
+
+  get(type: string): IncidentType | undefined {
+    return this.byType.get(type);
+  }
 }
 
 function validateEntry(raw: unknown, path: string): IncidentType {

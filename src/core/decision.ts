@@ -20,9 +20,26 @@ export interface Candidate {
 
 export function fmtS(s: number): string {
   const t = Math.round(Math.abs(s));
+  if (t < FMT_CACHED) {
+    // Explanations format thousands of durations per decision: each distinct one is built once.
+    let f = FMT[t];
+    if (f === undefined) {
+      f = formatMS(t);
+      FMT[t] = f;
+    }
+    return s < 0 ? `-${f}` : f;
+  }
+  return `${s < 0 ? '-' : ''}${formatMS(t)}`;
+}
+
+/** Durations below this many seconds have their text kept once built (a pure memo). */
+const FMT_CACHED = 14_400;
+const FMT: (string | undefined)[] = new Array(FMT_CACHED).fill(undefined);
+
+function formatMS(t: number): string {
   const m = Math.floor(t / 60);
   const r = t % 60;
-  return `${s < 0 ? '-' : ''}${m}m${String(r).padStart(2, '0')}s`;
+  return `${m}m${String(r).padStart(2, '0')}s`;
 }
 
 export interface Solved {
@@ -36,28 +53,30 @@ export interface Solved {
   stats: SolverStats;
 }
 
-function altReason(alt: Candidate, chosen: Candidate, takenBy: Map<Column, Row>, self: Row): string {
-  const other = takenBy.get(alt.col);
+/** The row each chosen column serves, by column index. */
+type TakenBy = (Row | undefined)[];
+
+function altReason(alt: Candidate, chosen: Candidate, takenBy: TakenBy, self: Row): string {
+  const other = takenBy[alt.col.index];
   if (other && other !== self) {
     const tag = other.incident.id === self.incident.id ? 'another slot of this incident' : other.incident.id;
     return `reserved for ${tag} (priority ${other.priority}, ETA ${fmtS(alt.etaS)} there)`;
   }
-  const parts: string[] = [];
-  if (alt.etaS > chosen.etaS) parts.push(`ETA ${fmtS(alt.etaS)}, ${fmtS(alt.etaS - chosen.etaS)} slower`);
-  else parts.push(`ETA ${fmtS(alt.etaS)}`);
-  if (crossesJurisdiction(self, alt.col)) parts.push('outside its home sub-district');
-  if (alt.col.boundFor) parts.push(`would pre-empt ${alt.col.boundFor.id}`);
-  if (alt.etaS <= chosen.etaS) parts.push('costlier overall for the open incidents together');
-  return parts.join('; ');
+  let reason = `ETA ${fmtS(alt.etaS)}`;
+  if (alt.etaS > chosen.etaS) reason += `, ${fmtS(alt.etaS - chosen.etaS)} slower`;
+  if (crossesJurisdiction(self, alt.col)) reason += '; outside its home sub-district';
+  if (alt.col.boundFor) reason += `; would pre-empt ${alt.col.boundFor.id}`;
+  if (alt.etaS <= chosen.etaS) reason += '; costlier overall for the open incidents together';
+  return reason;
 }
 
-function unservedReason(r: Row, cands: Candidate[], takenBy: Map<Column, Row>, total: number): string {
+function unservedReason(r: Row, cands: Candidate[], takenBy: TakenBy, total: number): string {
   if (total === 0) return `no unit with capability ${r.capability} exists`;
   if (cands.length === 0)
     return `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`;
   const holders = new Set<string>();
   for (const c of cands) {
-    const o = takenBy.get(c.col);
+    const o = takenBy[c.col.index];
     if (o) holders.add(`${o.incident.id} (P${o.priority})`);
   }
   if (r.group >= 0)
@@ -72,10 +91,14 @@ const earlier = (a: Candidate, b: Candidate): boolean =>
 
 export function assemble(solved: Solved, now: number, altCount: number, horizonS: number): Decision {
   const { rows, chosen, candidates } = solved;
-  const takenBy = new Map<Column, Row>();
+  // Packed and sized to every column named, so lookups stay in bounds.
+  let nCols = 0;
+  for (const l of candidates) for (const a of l) if (a.col.index >= nCols) nCols = a.col.index + 1;
+  for (const c of chosen) if (c && c.col.index >= nCols) nCols = c.col.index + 1;
+  const takenBy: TakenBy = new Array(nCols).fill(undefined);
   rows.forEach((r, i) => {
     const c = chosen[i];
-    if (c) takenBy.set(c.col, r);
+    if (c) takenBy[c.col.index] = r;
   });
   const objective = emptyObjective();
   const assignments: AssignmentDecision[] = [];
@@ -128,21 +151,34 @@ export function assemble(solved: Solved, now: number, altCount: number, horizonS
         : `${r.capability} (${nearer} nearer, see alternatives)`;
     const timing = lateS > 0 ? `late by ${fmtS(lateS)}` : `${fmtS(r.slackS - c.etaS)} inside target`;
     const pre = c.col.boundFor ? `; pre-empted from ${c.col.boundFor.id} (P${c.col.boundPriority})` : '';
-    assignments.push({
-      incidentId: r.incident.id,
-      unitId: c.col.unit.id,
-      capability: r.capability,
+    const explanation = {
+      summary: `${c.col.unit.id}: ${rank}, ETA ${fmtS(c.etaS)}, ${timing}${pre}`,
       etaS: c.etaS,
-      ...(c.col.boundFor ? { preemptedFrom: c.col.boundFor.id } : {}),
-      crossesJurisdiction: crossesJurisdiction(r, c.col),
-      explanation: {
-        summary: `${c.col.unit.id}: ${rank}, ETA ${fmtS(c.etaS)}, ${timing}${pre}`,
-        etaS: c.etaS,
-        targetS: r.type.targetS,
-        lateS,
-        alternatives,
-      },
-    });
+      targetS: r.type.targetS,
+      lateS,
+      alternatives,
+    };
+    // Two literals rather than a spread: the same key order, without a copy per assignment.
+    assignments.push(
+      c.col.boundFor
+        ? {
+            incidentId: r.incident.id,
+            unitId: c.col.unit.id,
+            capability: r.capability,
+            etaS: c.etaS,
+            preemptedFrom: c.col.boundFor.id,
+            crossesJurisdiction: crossesJurisdiction(r, c.col),
+            explanation,
+          }
+        : {
+            incidentId: r.incident.id,
+            unitId: c.col.unit.id,
+            capability: r.capability,
+            etaS: c.etaS,
+            crossesJurisdiction: crossesJurisdiction(r, c.col),
+            explanation,
+          },
+    );
     if (c.col.boundFor) {
       preemptions.push({
         unitId: c.col.unit.id,

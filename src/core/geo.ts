@@ -12,9 +12,24 @@ const RAD = Math.PI / 180;
 export function haversineM(a: LonLat, b: LonLat): number {
   const lat1 = a[1] * RAD;
   const lat2 = b[1] * RAD;
+  return haversineParts(lat1, Math.cos(lat1), a[0], lat2, Math.cos(lat2), b[0]);
+}
+
+/**
+ * haversineM(a, b) from parts a caller may have precomputed: latitudes in radians with their
+ * cosines, longitudes in degrees. Bit-identical to haversineM on the same points.
+ */
+export function haversineParts(
+  lat1: number,
+  cosLat1: number,
+  lon1: number,
+  lat2: number,
+  cosLat2: number,
+  lon2: number,
+): number {
   const sLat = Math.sin((lat2 - lat1) / 2);
-  const sLon = Math.sin(((b[0] - a[0]) * RAD) / 2);
-  const h = sLat * sLat + Math.cos(lat1) * Math.cos(lat2) * sLon * sLon;
+  const sLon = Math.sin(((lon2 - lon1) * RAD) / 2);
+  const h = sLat * sLat + cosLat1 * cosLat2 * sLon * sLon;
   // atan2 stays well conditioned near antipodes, where asin(√h) loses centimetres; the clamp
   // keeps rounding from pushing h a hair above 1.
   const hc = Math.min(1, h);

@@ -3,8 +3,9 @@
 // unit takes the nearest pre-emptible one; a joint force that must be complete is sent only
 // when every slot can be filled.
 
+import type { Pool } from './capability-index.ts';
 import type { Candidate, Solved } from './decision.ts';
-import { type Column, edgeCost, eligible, etaS, type Pool, type Row } from './model.ts';
+import { type Column, edgeCost, eligible, etaS, type Row } from './model.ts';
 import type { PassInput } from './passes.ts';
 import type { TravelTimes } from './ports.ts';
 

@@ -1,9 +1,10 @@
 // The frame every policy runs in: validate, build the model, solve, and when a unit was
 // pre-empted, solve once more so the incident it left is re-served in the same decision.
 
+import { CapabilityIndex } from './capability-index.ts';
 import { assemble, type Candidate, type Solved } from './decision.ts';
 import { CoreError } from './errors.ts';
-import { buildColumns, buildRows, CapabilityIndex, type Column, type Row } from './model.ts';
+import { buildColumns, buildRows, type Column, type Row } from './model.ts';
 import { unservedLateS } from './objective.ts';
 import { DEFAULT_OPTIONS, type DecideContext, type DispatchOptions } from './policy.ts';
 import type { Decision, DispatchState, Unit } from './types.ts';
@@ -32,9 +33,15 @@ export function buildPassInput(
   const rows = buildRows(state.incidents, state.units, ctx.catalog, now, options.maxEtaS);
   const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
   const index = new CapabilityIndex(cols);
-  const counts = new Map<string, number>();
-  for (const u of state.units) for (const c of u.capabilities) counts.set(c, (counts.get(c) ?? 0) + 1);
-  const capableTotal = (cap: string) => counts.get(cap) ?? 0;
+  // Counted on first need: only unserved slots ask.
+  let counts: Map<string, number> | undefined;
+  const capableTotal = (cap: string) => {
+    if (!counts) {
+      counts = new Map();
+      for (const u of state.units) for (const c of u.capabilities) counts.set(c, (counts.get(c) ?? 0) + 1);
+    }
+    return counts.get(cap) ?? 0;
+  };
   return { rows, cols, index, options, ctx, now, capableTotal };
 }
 

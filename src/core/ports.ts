@@ -11,7 +11,7 @@ export interface TravelTimes {
   /**
    * Admissible lower bound on travelS for any two points `distanceM` metres apart
    * (great-circle) at `speedKmh`. The optimiser's optimality certificate relies on it
-   * never exceeding the true travel time.
+   * never exceeding the true travel time, and its searches on it not decreasing with distance.
    */
   lowerBoundS(distanceM: number, speedKmh: number): number;
   /**

@@ -34,15 +34,48 @@ export const MAX_SPEED_KMH = 300;
 
 export function validateUnits(units: unknown, path = 'units'): Unit[] {
   const list = requireArray(units, path);
-  const seen = new Set<string>();
-  return list.map((raw, i) => {
-    const unit = validateUnit(raw, `${path}[${i}]`);
-    if (seen.has(unit.id)) {
-      throw new CoreError('DUPLICATE_ID', `${path}[${i}].id`, `duplicate unit id "${unit.id}"`);
+  const out = new Array<Unit>(list.length);
+  const ids = new IdCheck('unit', path);
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
+    // A clean unit is used as is, and its path is never built (thousands per decision).
+    const unit =
+      isRecord(raw) && isCleanUnit(raw) ? (raw as unknown as Unit) : validateUnit(raw, `${path}[${i}]`);
+    ids.add(unit.id, i, out);
+    out[i] = unit;
+  }
+  return out;
+}
+
+/**
+ * Duplicate ids in input order. Lists often come sorted by id: while they do, one comparison
+ * with the previous id proves the new one unseen, and a set of the ids seen is built only
+ * once the order breaks.
+ */
+class IdCheck {
+  private last: string | undefined;
+  private seen: Set<string> | undefined;
+
+  constructor(
+    private readonly kind: string,
+    private readonly path: string,
+  ) {}
+
+  /** Throws DUPLICATE_ID when id is among earlier[0 .. i-1], the ids added before. */
+  add(id: string, i: number, earlier: readonly { id: string }[]): void {
+    if (this.seen === undefined) {
+      if (this.last === undefined || this.last < id) {
+        this.last = id;
+        return;
+      }
+      this.seen = new Set();
+      for (let k = 0; k < i; k++) this.seen.add(earlier[k].id);
     }
-    seen.add(unit.id);
-    return unit;
-  });
+    if (this.seen.has(id)) {
+      throw new CoreError('DUPLICATE_ID', `${this.path}[${i}].id`, `duplicate ${this.kind} id "${id}"`);
+    }
+    this.seen.add(id);
+  }
 }
 
 const isText = (x: unknown): x is string => typeof x === 'string' && x.trim() !== '';
@@ -73,7 +106,6 @@ function isCleanUnit(o: Record<string, unknown>): boolean {
 }
 
 function validateUnit(raw: unknown, path: string): Unit {
-  if (isRecord(raw) && isCleanUnit(raw)) return raw as unknown as Unit;
   const o = requireRecord(raw, path);
   const id = requireString(o.id, `${path}.id`);
   const department = requireString(o.department, `${path}.department`);
@@ -108,15 +140,18 @@ function validateUnit(raw: unknown, path: string): Unit {
 
 export function validateIncidents(incidents: unknown, catalog: CatalogIndex, path = 'incidents'): Incident[] {
   const list = requireArray(incidents, path);
-  const seen = new Set<string>();
-  return list.map((raw, i) => {
-    const incident = validateIncident(raw, catalog, `${path}[${i}]`);
-    if (seen.has(incident.id)) {
-      throw new CoreError('DUPLICATE_ID', `${path}[${i}].id`, `duplicate incident id "${incident.id}"`);
-    }
-    seen.add(incident.id);
-    return incident;
-  });
+  const out = new Array<Incident>(list.length);
+  const ids = new IdCheck('incident', path);
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
+    const incident =
+      isRecord(raw) && isCleanIncident(raw, catalog)
+        ? (raw as unknown as Incident)
+        : validateIncident(raw, catalog, `${path}[${i}]`);
+    ids.add(incident.id, i, out);
+    out[i] = incident;
+  }
+  return out;
 }
 
 function isCleanIncident(o: Record<string, unknown>, catalog: CatalogIndex): boolean {
@@ -147,7 +182,6 @@ function isCleanIncident(o: Record<string, unknown>, catalog: CatalogIndex): boo
 }
 
 function validateIncident(raw: unknown, catalog: CatalogIndex, path: string): Incident {
-  if (isRecord(raw) && isCleanIncident(raw, catalog)) return raw as unknown as Incident;
   const o = requireRecord(raw, path);
   const id = requireString(o.id, `${path}.id`);
   const type = requireString(o.type, `${path}.type`);

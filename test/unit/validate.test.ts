@@ -94,6 +94,18 @@ describe('validateUnits', () => {
     expect([e.code, e.field]).toEqual(['DUPLICATE_ID', 'units[2].id']);
   });
 
+  it('finds a duplicate whether or not the ids come sorted', () => {
+    const first = (ids: string[]) => coreError(() => validateUnits(ids.map((id) => ({ ...unit, id })))).field;
+    expect(first(['A', 'A'])).toBe('units[1].id');
+    expect(first(['A', 'B', 'C', 'B'])).toBe('units[3].id');
+    expect(first(['A', 'C', 'B', 'D', 'A'])).toBe('units[4].id');
+    expect(validateUnits(['C', 'A', 'B'].map((id) => ({ ...unit, id }))).map((u) => u.id)).toEqual([
+      'C',
+      'A',
+      'B',
+    ]);
+  });
+
   it('names the first wrong field', () => {
     const cases: [unknown, string][] = [
       [null, 'units'],

@@ -8,12 +8,19 @@ export class IndexedMinHeap {
   /** Position of each id in `heap`, or -1 when absent. */
   readonly pos: Int32Array;
   size = 0;
-  readonly key: Float64Array;
-  readonly tie: Int32Array;
+  key: Float64Array;
+  tie: Int32Array;
 
   constructor(capacity: number, key: Float64Array, tie: Int32Array) {
     this.heap = new Int32Array(capacity);
     this.pos = new Int32Array(capacity).fill(-1);
+    this.key = key;
+    this.tie = tie;
+  }
+
+  /** Empties the heap and points it at other key and tie arrays (reuse across solves). */
+  reset(key: Float64Array, tie: Int32Array): void {
+    this.clear();
     this.key = key;
     this.tie = tie;
   }

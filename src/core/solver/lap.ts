@@ -102,7 +102,12 @@ function validate(p: SparseLap): void {
  * exhausted (result.work never exceeds budget.maxWork) or the instance is infeasible (some row
  * cannot be given a column of its own). Throws RangeError on malformed input.
  */
-export function solveSparse(p: SparseLap, budget?: LapBudget, warm?: WarmStart): LapResult | null {
+export function solveSparse(
+  p: SparseLap,
+  budget?: LapBudget,
+  warm?: WarmStart,
+  scratch: LapScratch = new LapScratch(),
+): LapResult | null {
   validate(p);
   const { nRows, nCols, rowStart, col, cost } = p;
   const meter = new WorkMeter(budget);
@@ -112,7 +117,7 @@ export function solveSparse(p: SparseLap, budget?: LapBudget, warm?: WarmStart):
   const u = new Float64Array(nRows);
   const v = new Float64Array(nCols);
 
-  const free = new Int32Array(nRows);
+  const { free, dist, pred, label, scanned, heap } = scratch.prepare(nRows, nCols, colToRow);
   const nFree = warm
     ? warmStart(p, warm, meter, rowToCol, colToRow, u, v, free)
     : rowReduction(p, meter, rowToCol, colToRow, u, v, free);
@@ -120,11 +125,6 @@ export function solveSparse(p: SparseLap, budget?: LapBudget, warm?: WarmStart):
 
   // Shortest augmenting paths. dist[j] is valid when label[j] === stamp; a column is final
   // (scanned) when label[j] === stamp + 1. Stamps advance by 2 per search.
-  const dist = new Float64Array(nCols);
-  const pred = new Int32Array(nCols);
-  const label = new Int32Array(nCols);
-  const scanned = new Int32Array(nCols);
-  const heap = new IndexedMinHeap(nCols, dist, colToRow);
   let stamp = 0;
 
   for (let f = 0; f < nFree; f++) {
@@ -204,6 +204,35 @@ export function solveSparse(p: SparseLap, budget?: LapBudget, warm?: WarmStart):
     total += c;
   }
   return { rowToCol, colToRow, u, v, total, work: meter.work };
+}
+
+/**
+ * The working arrays of solveSparse, kept for the next solve: a caller that solves in rounds
+ * saves their allocation and zeroing. Results are always fresh arrays.
+ */
+export class LapScratch {
+  private free = new Int32Array(0);
+  private dist = new Float64Array(0);
+  private pred = new Int32Array(0);
+  private label = new Int32Array(0);
+  private scanned = new Int32Array(0);
+  private heap: IndexedMinHeap | undefined;
+
+  prepare(nRows: number, nCols: number, colToRow: Int32Array) {
+    if (this.free.length < nRows) this.free = new Int32Array(nRows);
+    if (this.dist.length < nCols || !this.heap) {
+      this.dist = new Float64Array(nCols);
+      this.pred = new Int32Array(nCols);
+      this.label = new Int32Array(nCols);
+      this.scanned = new Int32Array(nCols);
+      this.heap = new IndexedMinHeap(nCols, this.dist, colToRow);
+    } else {
+      this.label.fill(0, 0, nCols);
+      this.heap.reset(this.dist, colToRow);
+    }
+    const { free, dist, pred, label, scanned, heap } = this;
+    return { free, dist, pred, label, scanned, heap };
+  }
 }
 
 /**
