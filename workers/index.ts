@@ -2,8 +2,16 @@
 // a thin handler calling the Engine) and the outbox relay. Refuses to start when a job the
 // engine emits, or an outbox topic's job, has no handler — a missing handler must fail at
 // start-up, not when the first such job arrives.
+//
+// Reporter webhooks: the intake and notification handlers record updates through a FollowUp
+// (src/engine/followup.ts). `dispatch serve` builds it (with the configured signing secret),
+// starts its review scanner and webhook sender and passes it here; without one, a FollowUp
+// with an ephemeral secret is made here and only its webhook sender is run (receivers cannot
+// verify its signatures across restarts — pass your own).
 
+import { randomBytes } from 'node:crypto';
 import type { Engine } from '../src/engine/engine.ts';
+import { FollowUp } from '../src/engine/followup.ts';
 import { emittedJobs, QUEUES, type QueueName } from '../src/engine/jobs.ts';
 import type { JobHandler, JobQueue } from '../src/engine/ports.ts';
 import type { Store } from '../src/store/store.ts';
@@ -22,12 +30,12 @@ export const CONCURRENCY: Record<QueueName, number> = {
   [QUEUES.notifications]: 4,
 };
 
-export function handlerTable(engine: Engine): HandlerTable {
+export function handlerTable(engine: Engine, followUp: FollowUp): HandlerTable {
   return {
-    [QUEUES.intake]: intakeHandlers(engine),
+    [QUEUES.intake]: intakeHandlers(engine, followUp.webhooks),
     [QUEUES.decisions]: decisionHandlers(engine),
     [QUEUES.timers]: timerHandlers(engine),
-    [QUEUES.notifications]: notificationHandlers(engine),
+    [QUEUES.notifications]: notificationHandlers(followUp.webhooks),
   };
 }
 
@@ -48,7 +56,9 @@ export function checkHandlers(
 
 export interface Workers {
   relay: OutboxRelay;
-  /** Stops the relay (the queue's workers stop with queue.close()). */
+  /** The follow-up side the handlers record reporter updates through. */
+  followUp: FollowUp;
+  /** Stops the relay (the queue's workers stop with queue.close()) and a FollowUp made here. */
   stop(): Promise<void>;
 }
 
@@ -56,9 +66,13 @@ export async function startWorkers(
   engine: Engine,
   queue: JobQueue,
   store: Store,
-  opts: { relay?: OutboxRelayOptions; handlers?: Partial<HandlerTable> } = {},
+  opts: { relay?: OutboxRelayOptions; handlers?: Partial<HandlerTable>; followUp?: FollowUp } = {},
 ): Promise<Workers> {
-  const table = { ...handlerTable(engine), ...opts.handlers } as HandlerTable;
+  const own = opts.followUp === undefined;
+  const followUp =
+    opts.followUp ??
+    new FollowUp({ store, engineConfig: engine.config, webhookSecret: randomBytes(32).toString('hex') });
+  const table = { ...handlerTable(engine, followUp), ...opts.handlers } as HandlerTable;
   checkHandlers(table);
   for (const [q, handlers] of Object.entries(table) as [QueueName, Record<string, JobHandler>][]) {
     await queue.process(q, handlers, { concurrency: CONCURRENCY[q] ?? 1 });
@@ -66,11 +80,14 @@ export async function startWorkers(
   const relay = new OutboxRelay(store, queue, opts.relay);
   const off = engine.onOutbox(() => relay.kick());
   relay.start();
+  if (own) followUp.webhooks.start();
   return {
     relay,
+    followUp,
     async stop() {
       off();
       await relay.stop();
+      if (own) await followUp.webhooks.stop();
     },
   };
 }

@@ -33,6 +33,7 @@ import {
   toast,
   typeLabel,
 } from './common.ts';
+import { mountFollowUpPanel } from './followup-panel.ts';
 import {
   addLegend,
   createMap,
@@ -969,6 +970,7 @@ async function main(): Promise<void> {
   const app = new ConsoleApp(api, decodeToken(token));
   try {
     await app.start(token);
+    mountFollowUpPanel(api, $('#followup-panel'), decodeToken(token)?.role);
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
       logout(`The server refused the token: ${err.message}`);

@@ -11,6 +11,10 @@ const COMMANDS: Record<string, Command> = {
     load: () => import('./commands/serve.ts'),
   },
   replay: { summary: 'replay a scenario on the virtual clock', load: () => import('./commands/replay.ts') },
+  figures: {
+    summary: "appraisal figures (CSV, report) from a replay's events.ndjson",
+    load: () => import('./commands/figures.ts'),
+  },
   generate: { summary: 'write a synthetic scenario', load: () => import('./commands/generate.ts') },
   'import-calls': {
     summary: 'turn a recorded call log into a scenario',

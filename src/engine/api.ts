@@ -47,6 +47,8 @@ export interface KpiQuery {
   from?: string;
   to?: string;
   groupBy?: 'unit' | 'department' | 'area' | 'type';
+  /** Add the on-time % per incident type week by week (`onTimeByWeek`). */
+  series?: boolean;
 }
 
 /** What every client needs to draw the district and offer incident types. */

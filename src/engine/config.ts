@@ -9,7 +9,7 @@ export interface EngineConfig {
   ackTimeoutOtherS: number;
   /** A unit reporting on scene farther than this from the incident is flagged (default 300 m). */
   onSceneFarM: number;
-  /** Triggers within this window are coalesced into one decision (default 20 ms). */
+  /** Triggers within this window are coalesced into one decision (default 2 ms). */
   decideDebounceMs: number;
   /** Wall-clock budget of one optimiser call; past it the anytime solver returns its best (default 50 ms). */
   decideBudgetMs: number;
@@ -33,6 +33,8 @@ export interface EngineConfig {
   dispatch?: Partial<DispatchOptions>;
   /** Reporter callbacks may use plain http:// (default false: https only). */
   callbackAllowHttp: boolean;
+  /** Reporter callbacks may point at loopback, private or local addresses (default false; tests). */
+  callbackAllowPrivate: boolean;
   /** Timeout of one reporter callback POST (default 5000 ms). */
   callbackTimeoutMs: number;
   /** Decisions re-run at once after stale mirror data, at most this many times in a row (default 3). */
@@ -43,7 +45,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   ackTimeoutS: 30,
   ackTimeoutOtherS: 60,
   onSceneFarM: 300,
-  decideDebounceMs: 20,
+  decideDebounceMs: 2,
   decideBudgetMs: 50,
   duplicateRadiusM: 100,
   duplicateWindowS: 300,
@@ -54,6 +56,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   locationPersistS: 15,
   sweepIntervalMs: 30_000,
   callbackAllowHttp: false,
+  callbackAllowPrivate: false,
   callbackTimeoutMs: 5000,
   maxChainedRedecides: 3,
 };

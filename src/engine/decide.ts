@@ -6,9 +6,9 @@
 // unit to an incident, decide again with that incident left out ("deferred"), until no
 // assignment breaks an exclusion; apply. (2) Then each deferred incident, highest priority
 // first, is decided with its excluded units hidden (free ones left out of the state). A
-// committed unit cannot be hidden without reopening its slot, so an assignment that still
-// breaks an exclusion (a pre-emption) is dropped, together with the re-serving of the
-// incident it would have left.
+// committed unit cannot be hidden without reopening its slot, so when that plan still
+// pre-empts an excluded unit, the incident is decided alone, from the free units it may get
+// (no pre-emption), rather than left waiting beside a free unit.
 
 import type { AssignmentDecision } from '../core/types.ts';
 

@@ -17,16 +17,18 @@
 // Timers are delayed jobs: `ack:<assignmentId>` at the offer's ackDeadline and
 // `target:<incidentId>` at the incident's targetAt. They are armed after the commit, re-armed
 // from the stored deadlines on start (firing at once those already past), and a periodic sweep
-// re-arms any that went missing. Handlers re-check the mirror, so a late or repeated timer is
-// harmless.
+// (also run at once when the queue reconnects: Redis may have restarted empty) re-arms any
+// that went missing and re-queues a decide job lost with them. Handlers re-check the mirror,
+// so a late or repeated timer is harmless.
 
 import { randomUUID } from 'node:crypto';
 import type { AreaIndex } from '../core/areas.ts';
 import type { CatalogIndex } from '../core/catalog.ts';
 import { fmtS } from '../core/decision.ts';
+import { routeDuty } from '../core/duties.ts';
 import { haversineM } from '../core/geo.ts';
 import { optimalPolicy } from '../core/policies.ts';
-import type { DispatchPolicy } from '../core/policy.ts';
+import type { DispatchOptions, DispatchPolicy } from '../core/policy.ts';
 import type { TravelTimes } from '../core/ports.ts';
 import type {
   AssignmentDecision,
@@ -63,11 +65,12 @@ import { type EngineConfig, resolveConfig } from './config.ts';
 import { breaksExclusion, Exclusions, offendingIncidents } from './decide.ts';
 import { checkLonLat, checkText, invalidField, parseIsoTime, toApi } from './errors.ts';
 import { ackJobId, JOBS, QUEUES, targetJobId } from './jobs.ts';
-import { liveKpis } from './kpis.ts';
-import { SerialLane } from './lane.ts';
+import { checkGroupBy, liveKpis, resolveWindow } from './kpis.ts';
+import { BatchLane, type LaneTask } from './lane.ts';
 import { Mirror, unitStatusFor } from './mirror.ts';
 import type { Clock, JobQueue, Publisher, Recipient } from './ports.ts';
 import { assignmentView, incidentView, iso, timelineEntry, unitView } from './views.ts';
+import { checkCallback } from './webhooks.ts';
 import { Work } from './work.ts';
 
 export interface EngineDeps {
@@ -93,6 +96,10 @@ type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 const CONSOLES: Recipient = 'consoles';
 const unitRoom = (id: string): Recipient => `unit:${id}`;
 const SYS_DECISIONS = 'system:decisions';
+/** Side rows of a change go to the store in one statement per table at commit. */
+const DEFERRED = { defer: true } as const;
+/** The fast path: row writes too are computed from the mirror and written at commit. */
+const WRITE_BEHIND = { defer: true, writeBehind: true } as const;
 const SYS_TIMERS = 'system:timers';
 const SYS_ENGINE = 'system:engine';
 /** Incident statuses a reporter callback hears about. */
@@ -104,10 +111,27 @@ const NOTIFY_STATUSES: ReadonlySet<IncidentStatus> = new Set([
   'cancelled',
 ]);
 const MERGED_KEYS_KEEP = 10_000;
+const KNOWN_KEYS_KEEP = 100_000;
 const SOLVER_SAMPLES = 1000;
 
 /** Thrown inside a transaction to roll back a report that turned out to be a duplicate. */
 class MergeIntoDuplicate extends Error {}
+
+/** Thrown inside a batch's transaction to roll it back after a change failed mid-write. */
+class BatchPoisoned extends Error {}
+
+/** One group commit: the tasks run in `tx`; `works` are the changes to publish after it. */
+interface Batch {
+  /** Set once the first change opened the transaction. */
+  tx?: Store;
+  open?: () => Promise<Store>;
+  /** Each change in a savepoint, so one failing change leaves the others (the slow path). */
+  safe: boolean;
+  works: Work[];
+  /** Changes that failed after writing; their records are re-read if the batch rolls back. */
+  failed: Work[];
+  poisoned: boolean;
+}
 
 export class Engine implements EngineApi {
   readonly config: EngineConfig;
@@ -124,17 +148,27 @@ export class Engine implements EngineApi {
   private readonly policy: DispatchPolicy;
   private readonly onDecisionTimed?: (ms: number, policy: string) => void;
   private readonly log: (msg: string, err?: unknown) => void;
-  private readonly lane = new SerialLane();
+  private readonly lane: BatchLane;
+  /** The batch whose tasks are running (set only inside the lane). */
+  private batch?: Batch;
+  /** Batches that had to run again on the slow path (a stale mirror; should stay near 0). */
+  slowBatches = 0;
   private state: EngineState = 'new';
   private readonly bootId = randomUUID().slice(0, 8);
   private decideSeq = 0;
   private decisionQueued = false;
   private chained = 0;
   private sweepTimer?: NodeJS.Timeout;
+  private debounceTimer?: NodeJS.Timeout;
+  /** decideSeq of the `decide` request pending at the previous sweep (-1: none). */
+  private decideAtLastSweep = -1;
+  private offReconnect?: () => void;
   private readonly background = new Set<Promise<unknown>>();
   private readonly outboxListeners = new Set<() => void>();
   /** Idempotency keys of reports merged into an existing incident (the store never saw them). */
   private readonly mergedKeys = new Map<string, { incidentId: string; fingerprint: string }>();
+  /** Idempotency keys of incidents this engine stored (most recent KNOWN_KEYS_KEEP). */
+  private readonly knownKeys = new Map<string, { incidentId: string; fingerprint: string }>();
   /** Location throttling per unit. */
   private readonly lastFixMs = new Map<string, number>();
   private readonly latestPos = new Map<string, LonLat>();
@@ -149,6 +183,7 @@ export class Engine implements EngineApi {
 
   constructor(deps: EngineDeps) {
     this.store = deps.store;
+    this.lane = new BatchLane((tasks) => this.runBatch(tasks));
     this.queue = deps.queue;
     this.publisher = deps.publisher;
     this.clock = deps.clock;
@@ -188,6 +223,12 @@ export class Engine implements EngineApi {
     }
     await this.armAllTimers();
     this.requestDecision('start');
+    // The queue's store came back after a loss (Redis restarted, maybe empty): its delayed
+    // timers and a queued decide job may be gone, so sweep now rather than at the next period.
+    this.offReconnect = this.queue.onReconnect?.(() => {
+      if (!this.debounceTimer) this.decisionQueued = false;
+      this.track(this.sweep().catch((e) => this.log('sweep after the queue reconnected failed', e)));
+    });
     if (this.config.sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => {
         this.track(this.sweep().catch((e) => this.log('sweep failed', e)));
@@ -203,7 +244,11 @@ export class Engine implements EngineApi {
       return;
     }
     this.state = 'stopping';
+    this.offReconnect?.();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    this.decisionQueued = false;
     for (const t of this.locTimers.values()) clearTimeout(t);
     this.locTimers.clear();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
@@ -242,36 +287,169 @@ export class Engine implements EngineApi {
 
   // ================================================================ the unit of work
 
-  private async write<T>(actor: string, fn: (w: Work) => Promise<T>): Promise<T> {
-    const at = this.now();
-    let work: Work | undefined;
-    let result: T;
-    try {
-      result = await this.store.transaction(async (tx) => {
-        const w = new Work(tx, at, actor);
-        work = w;
-        const r = await fn(w);
-        for (const id of w.changedIncidents) {
-          if (w.createdIncidents.has(id)) continue;
-          w.push([CONSOLES], 'incident:updated', () => this.incidentViewById(id));
-        }
-        for (const id of w.changedUnits) {
-          w.push([CONSOLES, unitRoom(id)], 'unit:updated', () => this.unitViewById(id));
-        }
-        const records: MessageRecord[] = [];
-        for (const m of w.messages) {
-          const data = m.data();
-          if (data === undefined) continue;
-          records.push(...(await tx.pushMessages(m.recipients, m.event, data, { at })));
-        }
-        w.records = records;
-        return r;
+  /** Store for reads inside the lane: the running batch's transaction (it sees its writes). */
+  private get db(): Store {
+    return this.batch?.tx ?? this.store;
+  }
+
+  /**
+   * Runs one batch of lane tasks in one transaction. Fast path: changes write straight into
+   * it. If a change fails after writing (the mirror was stale: rare), the batch rolls back,
+   * the mirror re-reads what it touched, and the tasks run again with a savepoint per change,
+   * so that only the failing change fails — as if each had its own transaction.
+   */
+  private async runBatch(tasks: LaneTask[]): Promise<void> {
+    if (await this.tryBatch(tasks, false)) return;
+    this.slowBatches++;
+    for (const t of tasks) t.outcome = undefined;
+    await this.tryBatch(tasks, true);
+  }
+
+  /** False when the fast path must be retried safely. */
+  private async tryBatch(tasks: LaneTask[], safe: boolean): Promise<boolean> {
+    const batch: Batch = { safe, works: [], failed: [], poisoned: false };
+    // The transaction opens at the first write, so a batch of reads costs no round trip.
+    let settle!: (commit: boolean) => void;
+    const decided = new Promise<boolean>((r) => {
+      settle = r;
+    });
+    let committed: Promise<void> | undefined;
+    let opening: Promise<Store> | undefined;
+    batch.open = () => {
+      opening ??= new Promise<Store>((resolve, reject) => {
+        committed = this.store.transaction(
+          async (tx) => {
+            batch.tx = tx;
+            resolve(tx);
+            if (!(await decided)) throw new BatchPoisoned();
+          },
+          safe ? DEFERRED : WRITE_BEHIND,
+        );
+        committed.catch(reject);
       });
+      return opening;
+    };
+    let failure: unknown;
+    this.batch = batch;
+    try {
+      for (const t of tasks) {
+        try {
+          t.outcome = { ok: true, value: await t.fn() };
+        } catch (error) {
+          t.outcome = { ok: false, error };
+        }
+        if (batch.poisoned) {
+          failure = new BatchPoisoned();
+          break;
+        }
+      }
+    } finally {
+      this.batch = undefined;
+    }
+    settle(failure === undefined);
+    if (committed) {
+      try {
+        await committed;
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) {
+      const err = failure;
+      for (const w of [...batch.works, ...batch.failed].reverse()) for (const u of w.undo.reverse()) u();
+      for (const w of [...batch.works, ...batch.failed]) await this.resync(w);
+      // Fast path: a stale copy, a violated constraint, a change failing mid-write: run the
+      // tasks again, each change on its own (savepoints, immediate writes).
+      if (!safe) return false;
+      // The commit itself failed (the database is down…): every change of the batch is lost,
+      // so every caller hears it.
+      const error = toApi(err);
+      for (const t of tasks) t.outcome = { ok: false, error };
+      return true;
+    }
+    for (const w of batch.works) this.afterCommitOf(w);
+    return true;
+  }
+
+  /**
+   * One state change. Inside the lane it joins the running batch (committed and published
+   * with it); outside (start-up repairs) it is a transaction of its own.
+   */
+  private async write<T>(
+    actor: string,
+    fn: (w: Work) => Promise<T>,
+    opts: { savepoint?: boolean } = {},
+  ): Promise<T> {
+    const batch = this.batch;
+    if (!batch) {
+      let work: Work | undefined;
+      let result: T;
+      try {
+        result = await this.store.transaction(async (tx) => {
+          work = new Work(tx, this.now(), actor);
+          const r = await fn(work);
+          await this.recordMessages(work);
+          return r;
+        }, DEFERRED);
+      } catch (err) {
+        if (work) {
+          for (const u of work.undo.reverse()) u();
+          await this.resync(work);
+        }
+        throw toApi(err);
+      }
+      this.afterCommitOf(work!);
+      return result;
+    }
+    // A change expected to fail now and then (a report that may be a duplicate) gets its own
+    // savepoint even on the fast path.
+    const sp = batch.safe || opts.savepoint === true;
+    const run = async (tx: Store): Promise<{ w: Work; r: T }> => {
+      const w = new Work(tx, this.now(), actor);
+      try {
+        const r = await fn(w);
+        await this.recordMessages(w);
+        return { w, r };
+      } catch (err) {
+        for (const u of w.undo.reverse()) u();
+        if (w.used) {
+          if (sp) await this.resync(w);
+          else {
+            batch.failed.push(w);
+            batch.poisoned = true;
+          }
+        }
+        throw err;
+      }
+    };
+    try {
+      const tx = batch.tx ?? (await batch.open!());
+      const { w, r } = sp ? await tx.savepoint(run) : await run(tx);
+      batch.works.push(w);
+      return r;
     } catch (err) {
-      if (work) await this.resync(work);
       throw toApi(err);
     }
-    const w = work!;
+  }
+
+  /** Records the messages of a change in the push log (their seqs are set at commit). */
+  private async recordMessages(w: Work): Promise<void> {
+    for (const id of w.changedIncidents) {
+      if (w.createdIncidents.has(id)) continue;
+      w.push([CONSOLES], 'incident:updated', () => this.incidentViewById(id));
+    }
+    for (const id of w.changedUnits) {
+      w.push([CONSOLES, unitRoom(id)], 'unit:updated', () => this.unitViewById(id));
+    }
+    for (const m of w.messages) {
+      const data = m.data();
+      if (data === undefined) continue;
+      w.records.push(...(await w.tx.pushMessages(m.recipients, m.event, data, { at: w.at })));
+    }
+  }
+
+  /** After the commit: publish in seq order, wake the outbox relay, run the change's hooks. */
+  private afterCommitOf(w: Work): void {
     this.publishRecords(w.records);
     if (w.wroteOutbox) for (const l of this.outboxListeners) l();
     // Mirror bookkeeping runs at once; queue operations (timers) run in the background so a
@@ -285,7 +463,6 @@ export class Engine implements EngineApi {
         this.log('after-commit step failed', err);
       }
     }
-    return result;
   }
 
   private publishRecords(records: readonly MessageRecord[]): void {
@@ -305,8 +482,8 @@ export class Engine implements EngineApi {
   /** After a failed transaction: re-read what it touched. */
   private async resync(w: Work): Promise<void> {
     try {
-      for (const id of w.touchedIncidents) await this.mirror.reloadIncident(this.store, id);
-      for (const id of w.touchedUnits) await this.mirror.reloadUnit(this.store, id);
+      for (const id of w.touchedIncidents) await this.mirror.reloadIncident(this.db, id);
+      for (const id of w.touchedUnits) await this.mirror.reloadUnit(this.db, id);
     } catch (err) {
       this.log('resync after a failed write failed', err);
     }
@@ -381,7 +558,7 @@ export class Engine implements EngineApi {
         since: next.since,
         payload: next.payload,
       },
-      { at: w.at },
+      { at: w.at, current: cur },
     );
     this.mirror.putUnit(rec);
     w.unitChanged(unitId);
@@ -442,6 +619,7 @@ export class Engine implements EngineApi {
         actor: w.actor,
         at: w.at,
         expect: a.status,
+        current: a,
         ...(opts.eventKind || opts.eventData
           ? { event: { kind: opts.eventKind, data: opts.eventData } }
           : {}),
@@ -508,6 +686,7 @@ export class Engine implements EngineApi {
     const rec = await w.tx.updateIncidentStatus(inc.id, inc.status, to, {
       actor: w.actor,
       at: w.at,
+      current: inc,
       ...(eventData ? { event: { data: eventData } } : {}),
       ...(job ? { job } : {}),
     });
@@ -625,13 +804,18 @@ export class Engine implements EngineApi {
   }
 
   private async armAllTimers(): Promise<void> {
+    const arms: (() => Promise<void>)[] = [];
     for (const a of [...this.mirror.assignments.values()]) {
-      if (a.status === 'offered') await this.armAck(a).catch((e) => this.log(`arming ack ${a.id} failed`, e));
+      if (a.status === 'offered')
+        arms.push(() => this.armAck(a).catch((e) => this.log(`arming ack ${a.id} failed`, e)));
     }
     for (const inc of [...this.mirror.incidents.values()]) {
       if (this.needsTargetTimer(inc))
-        await this.armTarget(inc).catch((e) => this.log(`arming target ${inc.id} failed`, e));
+        arms.push(() => this.armTarget(inc).catch((e) => this.log(`arming target ${inc.id} failed`, e)));
     }
+    // A hundred at a time (pipelined), not one round trip each: a restart with thousands of
+    // open incidents must not wait seconds for its timers.
+    for (let i = 0; i < arms.length; i += 100) await Promise.all(arms.slice(i, i + 100).map((arm) => arm()));
   }
 
   /**
@@ -640,22 +824,38 @@ export class Engine implements EngineApi {
    */
   async sweep(): Promise<void> {
     if (!this.running) return;
+    // A queued `decide` job can be lost with the queue's store (Redis restarted empty): its
+    // request would stay pending for ever and no decision would run again. One still pending
+    // a whole sweep period later is dropped, so the request below queues a new one.
+    if (this.decisionQueued && !this.debounceTimer && this.decideAtLastSweep === this.decideSeq) {
+      this.decisionQueued = false;
+    }
+    this.decideAtLastSweep = this.decisionQueued ? this.decideSeq : -1;
     const now = this.now();
+    // Overdue timers fire first, submitted together so that the lane runs them as one batch
+    // (that needs the store, not the queue: an unreachable Redis does not hold them up); then
+    // the others are re-armed, a hundred at a time.
+    const fired: Promise<void>[] = [];
+    const rearm: (() => Promise<void>)[] = [];
     for (const a of [...this.mirror.assignments.values()]) {
       if (a.status !== 'offered' || a.ackDeadline === undefined) continue;
-      if (a.ackDeadline <= now) await this.onAckDeadline(a.id);
-      else await this.armAck(a);
+      if (a.ackDeadline <= now) fired.push(this.onAckDeadline(a.id));
+      else rearm.push(() => this.armAck(a));
     }
     for (const inc of [...this.mirror.incidents.values()]) {
       if (!this.needsTargetTimer(inc)) continue;
-      if (inc.targetAt! <= now) await this.onTargetBreach(inc.id);
-      else await this.armTarget(inc);
+      if (inc.targetAt! <= now) fired.push(this.onTargetBreach(inc.id));
+      else rearm.push(() => this.armTarget(inc));
     }
+    const failed = (await Promise.allSettled(fired)).find((r) => r.status === 'rejected');
     this.exclusions.prune(now, new Set(this.mirror.incidents.keys()));
     const waiting = [...this.mirror.incidents.values()].some(
       (i) => i.status === 'queued' || this.mirror.queuedReasons.has(i.id),
     );
     if (waiting) this.requestDecision('sweep');
+    for (let i = 0; i < rearm.length; i += 100)
+      await Promise.all(rearm.slice(i, i + 100).map((arm) => arm()));
+    if (failed) throw failed.reason;
   }
 
   // ================================================================ recovery helpers
@@ -688,15 +888,21 @@ export class Engine implements EngineApi {
 
   private async rebuildExclusions(): Promise<void> {
     const now = this.now();
-    for (const inc of this.mirror.incidents.values()) {
-      const refused = await this.store.listAssignments({
-        incidentId: inc.id,
-        status: ['declined', 'timed_out'],
-      });
-      for (const a of refused) {
-        const until = (a.endedAt ?? a.updatedAt) + this.config.declineExcludeS;
-        if (until > now) this.exclusions.add(inc.id, a.unitId, until);
-      }
+    const incidents = [...this.mirror.incidents.values()];
+    // Several lookups in flight (the pool's connections), not one round trip after another.
+    for (let i = 0; i < incidents.length; i += 16) {
+      await Promise.all(
+        incidents.slice(i, i + 16).map(async (inc) => {
+          const refused = await this.store.listAssignments({
+            incidentId: inc.id,
+            status: ['declined', 'timed_out'],
+          });
+          for (const a of refused) {
+            const until = (a.endedAt ?? a.updatedAt) + this.config.declineExcludeS;
+            if (until > now) this.exclusions.add(inc.id, a.unitId, until);
+          }
+        }),
+      );
     }
   }
 
@@ -707,21 +913,29 @@ export class Engine implements EngineApi {
     if (!chained) this.chained = 0;
     if (this.decisionQueued || this.state !== 'running') return;
     this.decisionQueued = true;
-    this.queue
-      .add(
-        QUEUES.decisions,
-        JOBS.decide.name,
-        { reason },
-        {
-          jobId: `decide:${this.bootId}:${++this.decideSeq}`,
-          delayMs: this.config.decideDebounceMs,
-          attempts: JOBS.decide.attempts,
-        },
-      )
-      .catch((err) => {
+    // The debounce is a local timer, and the job is queued without a delay: BullMQ promotes
+    // delayed jobs with a granularity of tens of milliseconds, too coarse for a decision.
+    const enqueue = () => {
+      this.debounceTimer = undefined;
+      if (this.state !== 'running') {
         this.decisionQueued = false;
-        this.log('queueing a decision failed (the sweep retries)', err);
-      });
+        return;
+      }
+      this.queue
+        .add(
+          QUEUES.decisions,
+          JOBS.decide.name,
+          { reason },
+          { jobId: `decide:${this.bootId}:${++this.decideSeq}`, attempts: JOBS.decide.attempts },
+        )
+        .catch((err) => {
+          this.decisionQueued = false;
+          this.log('queueing a decision failed (the sweep retries)', err);
+        });
+    };
+    if (this.config.decideDebounceMs > 0)
+      this.debounceTimer = setTimeout(enqueue, this.config.decideDebounceMs);
+    else enqueue();
   }
 
   /** The `decide` job: one decision round over all open incidents. */
@@ -734,6 +948,7 @@ export class Engine implements EngineApi {
   private solve(
     now: number,
     opts: { skipIncidents?: ReadonlySet<string>; hideFreeUnits?: ReadonlySet<string> },
+    override?: Partial<DispatchOptions>,
   ): Decision | null {
     const state = this.mirror.dispatchState({ ...opts, knownType: (t) => this.catalog.get(t) !== undefined });
     if (state.incidents.length === 0) return null;
@@ -742,7 +957,7 @@ export class Engine implements EngineApi {
     const d = this.policy.decide(state, now, {
       catalog: this.catalog,
       travel: this.travel,
-      ...(this.config.dispatch ? { options: this.config.dispatch } : {}),
+      ...(this.config.dispatch || override ? { options: { ...this.config.dispatch, ...override } } : {}),
       budget: { expired: () => performance.now() > end },
     });
     const ms = performance.now() - t0;
@@ -758,7 +973,9 @@ export class Engine implements EngineApi {
     const excluded = this.exclusions.active(now);
     const deferred = new Set<string>();
     let d = this.solve(now, { skipIncidents: deferred });
-    for (let i = 0; i < 4 && d; i++) {
+    // Each round defers at least one more incident, so this ends; a fixed cap could apply a
+    // plan whose excluded moves are dropped, leaving a free unit idle beside a waiting slot.
+    for (let i = 0; i <= this.mirror.incidents.size && d; i++) {
       const bad = offendingIncidents(d.assignments, excluded);
       if (bad.length === 0) break;
       for (const id of bad) deferred.add(id);
@@ -777,7 +994,17 @@ export class Engine implements EngineApi {
     for (const inc of order) {
       const skip = new Set(deferred);
       skip.delete(inc.id);
-      const d2 = this.solve(now, { skipIncidents: skip, hideFreeUnits: excluded.get(inc.id) });
+      let d2 = this.solve(now, { skipIncidents: skip, hideFreeUnits: excluded.get(inc.id) });
+      if (d2?.assignments.some((a) => a.incidentId === inc.id && breaksExclusion(a, excluded))) {
+        // Its plan pre-empts a unit it must not get (that move would be dropped, leaving it
+        // waiting beside a free unit): serve it alone, from free units it may get.
+        const others = new Set([...this.mirror.incidents.keys()].filter((id) => id !== inc.id));
+        d2 = this.solve(
+          now,
+          { skipIncidents: others, hideFreeUnits: excluded.get(inc.id) },
+          { preemption: false },
+        );
+      }
       if (!d2) continue;
       decisions.push(d2);
       stale = (await this.applyDecision(d2, excluded, skip)) || stale;
@@ -795,7 +1022,7 @@ export class Engine implements EngineApi {
     const unserved = ds.length > 0 ? ds[ds.length - 1].unserved.length : 0;
     if (assignments === 0 && unserved === 0) return;
     try {
-      await this.store.appendEvent({
+      await this.db.appendEvent({
         kind: 'decision',
         actor: SYS_DECISIONS,
         at: now,
@@ -873,7 +1100,7 @@ export class Engine implements EngineApi {
     } catch (err) {
       // The mirror was stale (the unit or the incident changed under it): re-read, re-decide.
       if (err instanceof ApiError && (err.status === 409 || err.status === 404)) {
-        await this.mirror.reloadUnit(this.store, a.unitId).catch(() => {});
+        await this.mirror.reloadUnit(this.db, a.unitId).catch(() => {});
         return false;
       }
       throw err;
@@ -891,6 +1118,8 @@ export class Engine implements EngineApi {
   ): Promise<AssignmentRecord> {
     w.touchedUnits.add(unitId);
     w.touchedIncidents.add(inc.id);
+    const mu = this.mirror.units.get(unitId);
+    const from = mu?.position ?? mu?.home;
     const rec = await w.tx.createAssignment(
       {
         incidentId: inc.id,
@@ -903,7 +1132,7 @@ export class Engine implements EngineApi {
         ...(a.preemptedFrom ? { preemptedFrom: a.preemptedFrom } : {}),
         ...(a.explanation ? { explanation: a.explanation } : {}),
       },
-      { actor: w.actor, at: w.at, ...(eventData ? { event: { data: eventData } } : {}) },
+      { actor: w.actor, at: w.at, event: { data: { ...(from ? { from } : {}), ...eventData } } },
     );
     this.mirror.putAssignment(rec);
     this.exclusions.clear(inc.id, unitId);
@@ -963,11 +1192,15 @@ export class Engine implements EngineApi {
     await this.lane.run(async () => {
       let inc = this.mirror.incidents.get(incidentId);
       if (!inc) {
-        await this.mirror.reloadIncident(this.store, incidentId);
+        await this.mirror.reloadIncident(this.db, incidentId);
         inc = this.mirror.incidents.get(incidentId);
       }
       if (!inc) return;
-      if (this.needsTargetTimer(inc)) await this.armTarget(inc);
+      // In the background, like every queue operation: an unreachable Redis must not hold the
+      // lane (and every request behind it); a timer that fails to arm is re-armed by the sweep.
+      const rec = inc;
+      if (this.needsTargetTimer(rec))
+        this.track(this.armTarget(rec).catch((e) => this.log(`arming target ${rec.id} failed`, e)));
     });
     this.requestDecision('incident created');
   }
@@ -980,16 +1213,21 @@ export class Engine implements EngineApi {
       if (a?.status !== 'offered') return;
       const now = this.now();
       if (a.ackDeadline !== undefined && a.ackDeadline - now > 0.05) {
-        // Fired early (a clock step, a re-armed timer): arm again under a fresh id.
-        await this.queue.add(
-          QUEUES.timers,
-          JOBS.ackDeadline.name,
-          { assignmentId: a.id, deadline: a.ackDeadline },
-          {
-            jobId: `${ackJobId(a.id)}:${Math.round(now * 1000)}`,
-            delayMs: Math.ceil((a.ackDeadline - now) * 1000),
-            attempts: JOBS.ackDeadline.attempts,
-          },
+        // Fired early (a clock step, a re-armed timer): arm again under a fresh id (in the
+        // background: the lane never waits for Redis; the sweep covers a failure).
+        this.track(
+          this.queue
+            .add(
+              QUEUES.timers,
+              JOBS.ackDeadline.name,
+              { assignmentId: a.id, deadline: a.ackDeadline },
+              {
+                jobId: `${ackJobId(a.id)}:${Math.round(now * 1000)}`,
+                delayMs: Math.ceil((a.ackDeadline - now) * 1000),
+                attempts: JOBS.ackDeadline.attempts,
+              },
+            )
+            .catch((e) => this.log(`re-arming ack ${a.id} failed`, e)),
         );
         return;
       }
@@ -1021,7 +1259,11 @@ export class Engine implements EngineApi {
       if (!inc || !this.needsTargetTimer(inc)) return;
       const now = this.now();
       if (inc.targetAt! - now > 0.05) {
-        await this.armTarget(inc, `${targetJobId(inc.id)}:${Math.round(now * 1000)}`);
+        this.track(
+          this.armTarget(inc, `${targetJobId(inc.id)}:${Math.round(now * 1000)}`).catch((e) =>
+            this.log(`re-arming target ${inc.id} failed`, e),
+          ),
+        );
         return;
       }
       const targetS = inc.targetAt! - inc.reportedAt;
@@ -1042,36 +1284,6 @@ export class Engine implements EngineApi {
         });
       });
     });
-  }
-
-  /** `reporter.notify`: POSTs the status change to the reporter's callback URL (throws → retried). */
-  async notifyReporter(data: Record<string, unknown>): Promise<void> {
-    const incidentId = String(data.incidentId ?? '');
-    const inc = this.mirror.incidents.get(incidentId) ?? (await this.store.getIncident(incidentId));
-    if (!inc) return;
-    const cb = inc.payload.callback;
-    if (typeof cb !== 'string') return;
-    let url: URL;
-    try {
-      url = new URL(cb);
-    } catch {
-      return; // a reporter reference, not a URL: nothing to push
-    }
-    if (url.protocol !== 'https:' && !(this.config.callbackAllowHttp && url.protocol === 'http:')) return;
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        incidentId: inc.id,
-        type: inc.type,
-        status: data.status,
-        at: typeof data.at === 'number' ? iso(data.at) : undefined,
-      }),
-      redirect: 'error',
-      signal: AbortSignal.timeout(this.config.callbackTimeoutMs),
-    });
-    await res.body?.cancel().catch(() => {});
-    if (!res.ok) throw new Error(`reporter callback for ${inc.id} answered HTTP ${res.status}`);
   }
 
   // ================================================================ EngineApi: incidents
@@ -1107,11 +1319,15 @@ export class Engine implements EngineApi {
     }
     const source = checkText(input.source, 'source', 100);
     const description = checkText(input.description, 'description', 4000);
-    const callback = checkText(input.callback, 'callback', 2048);
+    const callback = checkCallback(input.callback, {
+      allowHttp: this.config.callbackAllowHttp,
+      allowPrivate: this.config.callbackAllowPrivate,
+    });
     const key =
       idempotencyKey === undefined ? undefined : checkText(idempotencyKey, 'idempotencyKey', 200, true);
     const place = this.areas?.place(location) ?? {};
     const payload: JsonObject = { immediate: type.immediate };
+    payload.duty = { ...routeDuty(type.type, place, this.catalog, this.areas) };
     if (source !== undefined) payload.source = source;
     if (description !== undefined) payload.description = description;
     if (callback !== undefined) payload.callback = callback;
@@ -1131,50 +1347,67 @@ export class Engine implements EngineApi {
         if (merged) {
           if (merged.fingerprint !== fingerprint) throw new ApiError('IDEMPOTENCY_MISMATCH');
           const rec =
-            this.mirror.incidents.get(merged.incidentId) ?? (await this.store.getIncident(merged.incidentId));
+            this.mirror.incidents.get(merged.incidentId) ?? (await this.db.getIncident(merged.incidentId));
+          if (rec) return { incident: this.incidentViewOf(rec), created: false };
+        }
+        // A key this engine stored: a replay, answered without touching the store.
+        const known = this.knownKeys.get(key);
+        if (known) {
+          if (known.fingerprint !== fingerprint) throw new ApiError('IDEMPOTENCY_MISMATCH');
+          const rec =
+            this.mirror.incidents.get(known.incidentId) ??
+            this.closedViews.get(known.incidentId) ??
+            (await this.db.getIncident(known.incidentId));
           if (rec) return { incident: this.incidentViewOf(rec), created: false };
         }
       }
       const dup = this.findDuplicate(type.type, location, reportedAt);
       const actorId = actorTag(actor);
       try {
-        return await this.write(actorId, async (w) => {
-          const r = await w.tx.createIncident(
-            {
-              type: type.type,
-              priority,
-              location,
-              reportedAt,
-              ...(place.cell !== undefined ? { cell: place.cell } : {}),
-              ...(place.area !== undefined ? { area: place.area } : {}),
-              targetAt: reportedAt + type.targetS,
-              payload,
-            },
-            {
-              actor: actorId,
-              at: w.at,
-              fingerprint,
-              ...(key !== undefined ? { idempotencyKey: key } : {}),
-              eventData: { source: source ?? null },
-            },
-          );
-          if (!r.created) {
-            const cur = this.mirror.incidents.get(r.incident.id) ?? r.incident;
-            return { incident: this.incidentViewOf(cur), created: false };
-          }
-          if (dup) throw new MergeIntoDuplicate();
-          w.wroteOutbox = true;
-          w.touchedIncidents.add(r.incident.id);
-          this.mirror.putIncident(r.incident);
-          w.createdIncidents.add(r.incident.id);
-          w.push([CONSOLES], 'incident:created', () => this.incidentViewById(r.incident.id));
-          w.after(() => {
-            this.requestDecision('incident reported');
-            const inc = this.mirror.incidents.get(r.incident.id);
-            if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
-          });
-          return { incident: this.incidentViewOf(r.incident), created: true };
-        });
+        return await this.write(
+          actorId,
+          async (w) => {
+            const r = await w.tx.createIncident(
+              {
+                type: type.type,
+                priority,
+                location,
+                reportedAt,
+                ...(place.cell !== undefined ? { cell: place.cell } : {}),
+                ...(place.area !== undefined ? { area: place.area } : {}),
+                targetAt: reportedAt + type.targetS,
+                payload,
+              },
+              {
+                actor: actorId,
+                at: w.at,
+                fingerprint,
+                ...(key !== undefined ? { idempotencyKey: key } : {}),
+                eventData: { source: source ?? null },
+                // Written at commit unless it may merge into a duplicate (rolled back then).
+                writeBehind: dup === undefined,
+              },
+            );
+            if (key !== undefined) w.after(() => this.rememberKey(key, r.incident.id, fingerprint));
+            if (!r.created) {
+              const cur = this.mirror.incidents.get(r.incident.id) ?? r.incident;
+              return { incident: this.incidentViewOf(cur), created: false };
+            }
+            if (dup) throw new MergeIntoDuplicate();
+            w.wroteOutbox = true;
+            w.touchedIncidents.add(r.incident.id);
+            this.mirror.putIncident(r.incident);
+            w.createdIncidents.add(r.incident.id);
+            w.push([CONSOLES], 'incident:created', () => this.incidentViewById(r.incident.id));
+            w.after(() => {
+              this.requestDecision('incident reported');
+              const inc = this.mirror.incidents.get(r.incident.id);
+              if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
+            });
+            return { incident: this.incidentViewOf(r.incident), created: true };
+          },
+          { savepoint: dup !== undefined },
+        );
       } catch (err) {
         if (!(err instanceof MergeIntoDuplicate) || !dup) throw err;
       }
@@ -1196,15 +1429,22 @@ export class Engine implements EngineApi {
           },
         });
         w.changedIncidents.add(dup.id);
+        if (key !== undefined) {
+          this.mergedKeys.set(key, { incidentId: dup.id, fingerprint });
+          w.onRollback(() => this.mergedKeys.delete(key));
+          if (this.mergedKeys.size > MERGED_KEYS_KEEP)
+            this.mergedKeys.delete(this.mergedKeys.keys().next().value!);
+        }
       });
-      if (key !== undefined) {
-        this.mergedKeys.set(key, { incidentId: dup.id, fingerprint });
-        if (this.mergedKeys.size > MERGED_KEYS_KEEP)
-          this.mergedKeys.delete(this.mergedKeys.keys().next().value!);
-      }
       const cur = this.mirror.incidents.get(dup.id) ?? dup;
       return { incident: this.incidentViewOf(cur), created: false };
     });
+  }
+
+  private rememberKey(key: string, incidentId: string, fingerprint: string): void {
+    this.knownKeys.delete(key);
+    this.knownKeys.set(key, { incidentId, fingerprint });
+    if (this.knownKeys.size > KNOWN_KEYS_KEEP) this.knownKeys.delete(this.knownKeys.keys().next().value!);
   }
 
   private findDuplicate(type: string, location: LonLat, reportedAt: number): IncidentRecord | undefined {
@@ -1360,7 +1600,7 @@ export class Engine implements EngineApi {
   private async openIncident(id: string): Promise<IncidentRecord> {
     const inc = this.mirror.incidents.get(id);
     if (inc) return inc;
-    const stored = await this.store.getIncident(id);
+    const stored = await this.db.getIncident(id);
     if (!stored) throw new ApiError('NOT_FOUND', `incident ${id} not found`);
     throw new ApiError('INVALID_TRANSITION', `incident ${id} is ${stored.status}`);
   }
@@ -1396,7 +1636,7 @@ export class Engine implements EngineApi {
     const text = checkText(note, 'note', 2000);
     return this.serial(async () => {
       const inc = await this.openIncident(incidentId);
-      const all = await this.store.listAssignments({ incidentId });
+      const all = await this.db.listAssignments({ incidentId });
       const reached =
         all.some((a) => a.onSceneAt !== undefined) || inc.status === 'on_scene' || inc.status === 'resolved';
       const rec = await this.write(actorTag(actor), async (w) => {
@@ -1613,7 +1853,12 @@ export class Engine implements EngineApi {
           if (cur.status === 'on_scene')
             throw new ApiError('INVALID_TRANSITION', `unit ${unitId} is already on scene`);
           await this.write(actorId, async (w) => {
-            const rec = await this.moveAssignment(w, cur, 'en_route');
+            const rec = await this.moveAssignment(
+              w,
+              cur,
+              'en_route',
+              unit.position ? { eventData: { position: unit.position } } : {},
+            );
             await this.setUnit(w, unitId, this.unitPatchFor(rec));
             await this.syncIncident(w, rec.incidentId);
           });
@@ -1721,7 +1966,7 @@ export class Engine implements EngineApi {
     if (typeof accept !== 'boolean') throw invalidField('accept', 'must be true or false');
     const why = accept ? checkText(reason, 'reason', 500) : checkText(reason, 'reason', 500, true);
     return this.serial(async () => {
-      const a = this.mirror.assignments.get(assignmentId) ?? (await this.store.getAssignment(assignmentId));
+      const a = this.mirror.assignments.get(assignmentId) ?? (await this.db.getAssignment(assignmentId));
       // Another unit's assignment does not exist for a unit (ids do not leak).
       if (!a || (actor.role === 'unit' && a.unitId !== actor.unitId)) {
         throw new ApiError('NOT_FOUND', `assignment ${assignmentId} not found`);
@@ -1837,28 +2082,19 @@ export class Engine implements EngineApi {
     this.ensureRunning();
     requireRole(actor, ['dispatcher', 'planner', 'admin', 'system'], 'read KPIs');
     const now = this.now();
-    const to = q.to !== undefined ? parseIsoTime(q.to, 'to') : now;
-    let from: number;
-    if (q.from !== undefined) from = parseIsoTime(q.from, 'from');
-    else {
-      const d = new Date(now * 1000);
-      d.setHours(0, 0, 0, 0); // today, local time of the server
-      from = d.getTime() / 1000;
-    }
-    if (!(to > from)) throw invalidField('to', 'must be after from');
-    if (to - from > 31 * 86400) throw invalidField('from', 'the period may span at most 31 days');
-    if (q.groupBy !== undefined && !['unit', 'department', 'area', 'type'].includes(q.groupBy)) {
-      throw invalidField('groupBy', 'must be unit, department, area or type');
-    }
+    const groupBy = checkGroupBy(q.groupBy);
+    const { from, to } = resolveWindow(q, now);
     return liveKpis({
       store: this.store,
       catalog: this.catalog,
+      ...(this.areas ? { areas: this.areas } : {}),
       units: [...this.mirror.units.values()],
       from,
       to,
       now,
       solverMs: this.solverMs,
-      ...(q.groupBy ? { groupBy: q.groupBy } : {}),
+      ...(groupBy ? { groupBy } : {}),
+      ...(q.series ? { series: true } : {}),
     });
   }
 

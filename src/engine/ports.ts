@@ -35,6 +35,12 @@ export interface JobQueue {
   ): Promise<void>;
   depth(queue: string): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Calls `listener` each time the queue's connection to its store is back after a loss (the
+   * store may have lost jobs meanwhile, e.g. Redis restarted empty). Returns the unsubscribe.
+   * In-process queues never lose their connection and need not implement it.
+   */
+  onReconnect?(listener: () => void): () => void;
 }
 
 /** Recipients: the whole district's consoles, or one unit. */

@@ -27,9 +27,18 @@ export class Work {
   readonly alertKeys = new Set<string>();
   wroteOutbox = false;
   records: MessageRecord[] = [];
+  readonly undo: (() => void)[] = [];
+
+  /** True once the change touched the store (a failure then may have left writes behind). */
+  used = false;
+
+  get tx(): Store {
+    this.used = true;
+    return this.store;
+  }
 
   constructor(
-    readonly tx: Store,
+    private readonly store: Store,
     /** Epoch seconds of the change. */
     readonly at: number,
     /** Actor tag written to events and audit rows. */
@@ -38,6 +47,11 @@ export class Work {
 
   push(recipients: Recipient[], event: string, data: () => unknown): void {
     this.messages.push({ recipients, event, data });
+  }
+
+  /** Undoes in-memory bookkeeping (outside the mirror) when the change is rolled back. */
+  onRollback(fn: () => void): void {
+    this.undo.push(fn);
   }
 
   after(fn: () => unknown): void {

@@ -54,6 +54,7 @@ export class BullmqQueue implements JobQueue {
   private readonly keep: KeepCompleted;
   private readonly keepFailed: KeepCompleted;
   private readonly onFailed: FailureListener;
+  private readonly reconnectListeners = new Set<() => void>();
   private closed = false;
 
   constructor(opts: BullmqQueueOptions = {}) {
@@ -61,13 +62,38 @@ export class BullmqQueue implements JobQueue {
     this.ownsConnection = !opts.connection;
     this.redis =
       opts.connection ??
-      new Redis(opts.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null, lazyConnect: false });
+      new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+        maxRetriesPerRequest: null,
+        lazyConnect: false,
+        // Reconnect attempts at most 0.5 s apart (ioredis' default backs off to 2 s), so the
+        // queue is back within 0.5 s of Redis; the workers' connections copy these options.
+        retryStrategy: (times: number) => Math.min(times * 50, 500),
+      });
     // Connection errors surface through the commands that fail; keep the process alive.
     this.redis.on('error', () => {});
+    // ioredis reconnects by itself ('ready' again); a restarted Redis may have lost every job.
+    let wasReady = this.redis.status === 'ready';
+    this.redis.on('ready', () => {
+      if (wasReady && !this.closed) {
+        for (const l of this.reconnectListeners) {
+          try {
+            l();
+          } catch (err) {
+            console.error('[queue] reconnect listener threw', err);
+          }
+        }
+      }
+      wasReady = true;
+    });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.keep = { ...DEFAULT_KEEP, ...opts.keepCompleted };
     this.keepFailed = { ageS: 24 * 3600, count: 10_000, ...opts.keepFailed };
     this.onFailed = opts.onFailed ?? logFailure;
+  }
+
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /** Fails loudly (with the address) when Redis does not answer within `timeoutMs`. */

@@ -351,9 +351,12 @@ function parseAreas(v: unknown, path: string, catalogTypes: ReadonlySet<string>)
     const duties = field(props, 'duties');
     if (duties !== undefined) {
       const dp = key(pp, 'duties');
+      const listed = new Set<string>();
       outProps.duties = expectArray(duties, dp).map((d, j) => {
         const t = expectString(d, idx(dp, j));
         if (!catalogTypes.has(t)) fail(idx(dp, j), 'an incident type of the catalogue', t);
+        if (listed.has(t)) fail(idx(dp, j), 'an incident type not already on this list', t);
+        listed.add(t);
         return t;
       });
     }

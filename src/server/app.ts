@@ -3,16 +3,26 @@
 // every refusal to `{ error: { code, message, details? } }` with the status of the error
 // table; bad input is never a 5xx. OpenAPI at /docs, health at /healthz, Prometheus at /metrics.
 
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifySchemaValidationError,
+  type FastifyServerOptions,
+} from 'fastify';
+import { type ClusterRole, forwardToLeader } from '../cluster/forward.ts';
 import type { EngineApi } from '../engine/api.ts';
+import type { FollowUp } from '../engine/followup.ts';
 import { OPEN_INCIDENT_STATUSES, type Store } from '../store/store.ts';
 import { type AuthConfig, bearerToken, checkAuthConfig, requireRole, verifyToken } from './auth.ts';
 import { errorBody, toApiError } from './error-map.ts';
-import { ApiError, ERRORS } from './errors.ts';
+import { ApiError, ERRORS, type ErrorCode } from './errors.ts';
+import { followUpRoutes } from './followup-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { v1Routes } from './routes.ts';
 import { ErrorResponse } from './schemas.ts';
@@ -21,6 +31,8 @@ export interface AppDeps {
   engine: EngineApi;
   store: Store;
   auth: AuthConfig;
+  /** Review flags and reporter webhooks (GET /v1/reviews, /v1/webhooks/…); 503 on those routes without it. */
+  followUp?: FollowUp;
   /** Shared with the engine (decision latency) and the sockets (connected gauges). */
   metrics?: Metrics;
   /** fastify logger: false (default), true, or pino options. */
@@ -40,6 +52,8 @@ export interface AppDeps {
    * load balancer stops sending traffic while the engine starts or drains. Default: ready.
    */
   ready?: () => boolean;
+  /** Cluster mode: while this node follows, /v1 requests are forwarded to the leader. */
+  cluster?: ClusterRole;
 }
 
 export type App = FastifyInstance & { readonly metrics: Metrics };
@@ -69,8 +83,11 @@ callback answered \`{ok: true}\` or \`{ok: false, code, message}\`. Every messag
 \`{seq, at, data}\` with a per-stream seq, gap-free from 1: reconnect with \`auth.lastSeq\` (or emit
 \`resync {lastSeq}\`) to receive what you missed before live messages; without it you get live messages
 from the connection on. Handshake refusals come as \`connect_error\` with \`err.data.code\`
-(UNAUTHENTICATED, TOKEN_EXPIRED, BAD_ORIGIN); over 50 events/s a socket's events are dropped with
-RATE_LIMITED. \`GET /v1/messages?after=SEQ\` replays the same stream over HTTP.
+(UNAUTHENTICATED, TOKEN_EXPIRED, BAD_ORIGIN; the page's own origin and \`DISPATCH_ORIGINS\` pass); over
+50 events/s a socket's events are dropped with RATE_LIMITED; an event outside this list is answered
+UNKNOWN_EVENT; a frame that is not a socket.io packet gets \`error\` MALFORMED_JSON and the connection
+closes. A unit reports \`en_route\` / \`on_scene\` only after accepting its offer (INVALID_TRANSITION).
+\`GET /v1/messages?after=SEQ\` replays the same stream over HTTP.
 `.trim();
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
@@ -79,6 +96,74 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
     reply.header('www-authenticate', `Bearer error="invalid_token"`);
   }
   return reply.code(e.status).type('application/json; charset=utf-8').send(errorBody(e));
+}
+
+/** A plain decimal number as a query string or path segment writes it ("1e2", "010", " 5" are not). */
+const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * typebox's conversion of query strings, params and headers is lenient (`limit=1.5` becomes 1,
+ * `open=1` becomes true): a converted number or boolean whose text is not its plain decimal
+ * form or `true` / `false` is refused as VALIDATION_FAILED instead of silently changed.
+ */
+const strictValidatorCompiler: typeof TypeBoxValidatorCompiler = (route) => {
+  type Validate = (input: unknown) => { value?: unknown; error?: FastifySchemaValidationError[] | Error };
+  const validate = TypeBoxValidatorCompiler(route) as Validate;
+  if (route.httpPart === 'body') return validate;
+  return (input: unknown) => {
+    // Convert may rewrite the object in place: keep the texts as they came.
+    const raw: Record<string, unknown> =
+      input && typeof input === 'object' ? { ...(input as Record<string, unknown>) } : {};
+    const res = validate(input);
+    if (res.error || !input || typeof input !== 'object' || !res.value || typeof res.value !== 'object')
+      return res;
+    const out = res.value as Record<string, unknown>;
+    for (const [k, v] of Object.entries(out)) {
+      const text = raw[k];
+      if (typeof text !== 'string') continue;
+      const exact =
+        typeof v === 'number'
+          ? DECIMAL.test(text) && Number(text) === v
+          : typeof v === 'boolean'
+            ? text === String(v)
+            : true;
+      if (!exact) {
+        const expected = typeof v === 'number' ? 'a number in plain decimal form' : 'true or false';
+        return {
+          error: [
+            {
+              instancePath: `/${k}`,
+              schemaPath: '',
+              keyword: 'type',
+              message: `must be ${expected}`,
+              params: {},
+            },
+          ],
+        };
+      }
+    }
+    return res;
+  };
+};
+
+/** Node's `clientError`: answered in the error shape with a table code, then the socket closes. */
+function clientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? 'HEADERS_TOO_LARGE'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'REQUEST_TIMEOUT'
+        : 'MALFORMED_REQUEST';
+  const e = new ApiError(code);
+  const body = JSON.stringify(errorBody(e));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }
 
 export function buildApp(deps: AppDeps): App {
@@ -94,12 +179,15 @@ export function buildApp(deps: AppDeps): App {
     frameworkErrors: (err, _req, reply) => {
       sendError(reply, err);
     },
+    // Refusals by node's HTTP parser (headers over 16 KiB, broken HTTP, slow requests) too.
+    clientErrorHandler: clientError,
     routerOptions: { maxParamLength: 200 },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // typebox validates (bodies as sent; params/query/headers converted from strings); the
-  // responses go out with JSON.stringify (the view schemas only document).
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // typebox validates (bodies as sent; params/query/headers converted from strings, and only
+  // when the conversion loses nothing); the responses go out with JSON.stringify (the view
+  // schemas only document).
+  app.setValidatorCompiler(strictValidatorCompiler);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.decorate('metrics', metrics);
   if (!metrics.hasIncidentCountSource()) {
@@ -135,6 +223,7 @@ export function buildApp(deps: AppDeps): App {
     requireRole(principal.actor, roles);
     req.actor = principal.actor;
   });
+  if (deps.cluster) forwardToLeader(app, deps.cluster);
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
     if (req.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
@@ -176,6 +265,9 @@ export function buildApp(deps: AppDeps): App {
           { name: 'assignments' },
           { name: 'alerts' },
           { name: 'kpis' },
+          { name: 'reviews' },
+          { name: 'webhooks' },
+          { name: 'district' },
           { name: 'messages' },
           { name: 'ops' },
         ],
@@ -202,7 +294,11 @@ export function buildApp(deps: AppDeps): App {
       } catch {
         return sendError(reply, new ApiError('UNAVAILABLE', 'The store does not answer'));
       }
-      return { status: 'ok', store: deps.store.kind };
+      return {
+        status: 'ok',
+        store: deps.store.kind,
+        ...(deps.cluster ? { role: deps.cluster.isLeader ? 'leader' : 'follower' } : {}),
+      };
     },
   );
 
@@ -216,6 +312,11 @@ export function buildApp(deps: AppDeps): App {
   );
 
   app.register(v1Routes, { prefix: '/v1', engine: deps.engine, store: deps.store });
+  app.register(followUpRoutes, {
+    prefix: '/v1',
+    engine: deps.engine,
+    ...(deps.followUp ? { followUp: deps.followUp } : {}),
+  });
 
   if (deps.consoleDir) {
     app.register(fastifyStatic, { root: deps.consoleDir, prefix: '/', index: ['index.html'] });

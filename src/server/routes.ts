@@ -51,6 +51,7 @@ import {
   UnitUpsertBody,
   UnitViewSchema,
 } from './schemas.ts';
+import { guardStatusReport } from './status-guard.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -286,7 +287,10 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
       schema: {
         tags: ['units'],
         summary: 'Report a status: en_route, on_scene, available (cleared), off_duty, out_of_service',
-        description: rolesText(UNIT_SELF, 'A unit reports only for itself.'),
+        description: rolesText(
+          UNIT_SELF,
+          'A unit reports only for itself. en_route and on_scene need an accepted assignment (an open offer is acknowledged first: 409 INVALID_TRANSITION).',
+        ),
         security,
         params: IdParams,
         body: StatusBody,
@@ -295,7 +299,15 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
     },
     async (req) => {
       requireOwnUnit(req.actor, req.params.id);
-      return engine.reportStatus(req.params.id, req.body.status, req.actor, req.body.incidentId);
+      const { status } = req.body;
+      const incidentId = await guardStatusReport(
+        engine,
+        req.params.id,
+        status,
+        req.actor,
+        req.body.incidentId,
+      );
+      return engine.reportStatus(req.params.id, status, req.actor, incidentId);
     },
   );
 
@@ -415,8 +427,12 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
       config: { roles: READ },
       schema: {
         tags: ['kpis'],
-        summary: 'Live KPIs (the replay KPI object over a time window), optionally grouped',
-        description: rolesText(READ),
+        summary:
+          'Live KPIs (the replay KPI object over a time window) and appraisal figures, optionally grouped',
+        description: rolesText(
+          READ,
+          'Window: from/to ISO 8601 (none: today so far; only from: until now; only to: 400 TIME_WINDOW_UNBOUNDED; to not after from: 400 INVALID_TIME_WINDOW; at most 31 days). `figures` (and `groups` per unit, department, area or type) hold the response segments (processing, turnout, travel, on scene, response: p50/p90), on-time % (all, immediate list), non-responses, declines by reason, reassignments, pre-emptions, utilisation and duty routing — computed by the same code as a replay’s `dispatch figures`. `series=true` adds the on-time % per type week by week.',
+        ),
         security,
         querystring: KpiQuerySchema,
         response: documented({ 200: Type.Unknown(), ...errorResponses(400, 401, 403) }),
@@ -424,8 +440,8 @@ export const v1Routes: FastifyPluginAsyncTypebox<{ engine: EngineApi; store: Sto
     },
     async (req) => {
       const { from, to } = req.query;
-      if (from && to && Date.parse(from) > Date.parse(to)) {
-        throw new ApiError('INVALID_FIELD', 'from must not be after to', { field: 'from' });
+      if (from && to && Date.parse(from) >= Date.parse(to)) {
+        throw new ApiError('INVALID_TIME_WINDOW', 'from must be before to', { field: 'from' });
       }
       return engine.kpis(req.query, req.actor);
     },

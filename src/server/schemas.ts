@@ -104,6 +104,9 @@ export const KpiQuerySchema = Type.Object(
         Type.Literal('type'),
       ]),
     ),
+    series: Type.Optional(
+      Type.Boolean({ description: 'add onTimeByWeek: on-time % per type, week by week' }),
+    ),
   },
   closed,
 );

@@ -1,6 +1,7 @@
 // The socket.io side of the live engine, attached to the fastify HTTP server.
 //
-// - Handshake: the Origin must be on the allow-list (else connect_error BAD_ORIGIN), and
+// - Handshake: the Origin must be the page's own or on the allow-list (else connect_error
+//   BAD_ORIGIN), and
 //   `auth.token` (or an `Authorization: Bearer` header) must verify with the same rules as
 //   HTTP (else connect_error UNAUTHENTICATED / TOKEN_EXPIRED); `err.data.code` carries the code.
 //   A socket is disconnected (error TOKEN_EXPIRED) when its token expires.
@@ -22,10 +23,13 @@
 //   `{ ok: true }` or `{ ok: false, code, message }` (error table codes); a console sending
 //   them gets FORBIDDEN. Incoming events are rate-limited per socket (token bucket, default
 //   50/s with a burst of 50): over the limit an event is dropped and answered RATE_LIMITED.
+//   An event name outside the contract is answered UNKNOWN_EVENT; a frame socket.io cannot
+//   decode gets an `error` MALFORMED_JSON and the connection is closed (a frame over 64 KiB
+//   is cut by the transport: WebSocket close 1009).
 
 import type { Server as HttpServer } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { type ExtendedError, Server, type Socket } from 'socket.io';
+import { type ExtendedError, Server, type ServerOptions, type Socket } from 'socket.io';
 import { Compile } from 'typebox/compile';
 import type { Actor, EngineApi } from '../engine/api.ts';
 import type { Publisher, Recipient } from '../engine/ports.ts';
@@ -44,12 +48,14 @@ import { ApiError, type ErrorCode } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { TokenBucket } from './rate.ts';
 import { AckEvent, LocationEvent, ResyncEvent, StatusEvent } from './schemas.ts';
+import { guardStatusReport } from './status-guard.ts';
 
 type Envelope = { seq: number; at: number; data: unknown };
 type Message = { event: string; env: Envelope };
 
 interface InterServerEvents {
-  'dispatch:publish': (recipient: string, event: string, envelope: Envelope) => void;
+  /** Messages published on one node, for the sockets of the others (batched per tick). */
+  'dispatch:publish': (messages: [recipient: string, event: string, envelope: Envelope][]) => void;
 }
 
 interface SocketData {
@@ -67,6 +73,14 @@ const envelopeOf = (m: MessageRecord): Message => ({
   event: m.event,
   env: { seq: m.seq, at: Math.round(m.at * 1000), data: m.payload },
 });
+
+/** The events a client may send (src/shared/events.ts ClientToServerEvents). */
+const CLIENT_EVENTS: ReadonlySet<string> = new Set<keyof ClientToServerEvents>([
+  'ack',
+  'status',
+  'location',
+  'resync',
+]);
 
 const RESERVED = new Set([
   'connect',
@@ -109,9 +123,9 @@ export interface SocketDeps {
   publisher?: SocketPublisher;
   metrics?: Metrics;
   /**
-   * Allowed Origins (exact `scheme://host[:port]`, or `*`). Default: same host as the request
-   * (Origin host = Host header). Requests without an Origin (non-browser clients) pass
-   * unless `requireOrigin`.
+   * Origins allowed besides the page's own (exact `scheme://host[:port]`, or `*` for any). The
+   * same host as the request (Origin host = Host header) is always allowed. Requests without
+   * an Origin (non-browser clients) pass unless `requireOrigin`.
    */
   origins?: readonly string[];
   requireOrigin?: boolean;
@@ -127,6 +141,8 @@ export interface SocketDeps {
    * other nodes with serverSideEmit.
    */
   cluster?: boolean;
+  /** socket.io adapter (cluster mode: `createAdapter(pub, sub)` of @socket.io/redis-adapter). */
+  adapter?: ServerOptions['adapter'];
   /** socket.io path (default `/socket.io`). */
   path?: string;
   /** Logger for failures (default: the fastify logger when attached to an app, else none). */
@@ -274,9 +290,10 @@ function connectError(code: ErrorCode, message?: string): ExtendedError {
   return err;
 }
 
+/** The same origin as the page (Origin host = Host header) always; the configured list besides. */
 function originAllowed(origin: string | undefined, host: string | undefined, deps: SocketDeps): boolean {
   if (!origin) return !deps.requireOrigin;
-  if (deps.origins) return deps.origins.includes('*') || deps.origins.includes(origin);
+  if (deps.origins && (deps.origins.includes('*') || deps.origins.includes(origin))) return true;
   try {
     return host !== undefined && new URL(origin).host === host;
   } catch {
@@ -314,6 +331,7 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
     path: deps.path ?? '/socket.io',
     serveClient: false,
     maxHttpBufferSize: 64 * 1024,
+    ...(deps.adapter ? { adapter: deps.adapter } : {}),
     cors: origins && origins.length > 0 ? { origin: origins.includes('*') ? true : [...origins] } : undefined,
   });
   const nsp = io.of('/');
@@ -324,11 +342,26 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
     if (!ids) return;
     for (const id of ids) nsp.sockets.get(id)?.data.session?.deliverLive({ event, env: envelope });
   };
+  const forward: [string, string, Envelope][] = [];
   const unbind = publisher.bind((recipient, event, envelope) => {
     deliverLocal(recipient, event, envelope);
-    if (deps.cluster) io.serverSideEmit('dispatch:publish', recipient, event, envelope);
+    if (deps.cluster) {
+      // One Redis message per tick, not one per pushed message.
+      forward.push([recipient, event, envelope]);
+      if (forward.length === 1) {
+        queueMicrotask(() => {
+          const batch = forward.splice(0);
+          if (batch.length > 0) io.serverSideEmit('dispatch:publish', batch);
+        });
+      }
+    }
   });
-  if (deps.cluster) io.on('dispatch:publish', deliverLocal);
+  if (deps.cluster) {
+    io.on('dispatch:publish', (batch) => {
+      if (!Array.isArray(batch)) return;
+      for (const m of batch) if (Array.isArray(m) && m.length === 3) deliverLocal(m[0], m[1], m[2]);
+    });
+  }
 
   // ------------------------------------------------------------ handshake
   io.use((socket, next) => {
@@ -403,6 +436,23 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
         socket.emit('error', { code: e.code, message: e.message, event: String(packet[0]) });
       }
     });
+    // Only the contract's events reach a handler; any other name (`error`, `newListener`, a
+    // server-to-client event…) is answered UNKNOWN_EVENT and goes no further.
+    socket.use((packet, next) => {
+      const event = packet[0];
+      if (typeof event === 'string' && CLIENT_EVENTS.has(event)) return next();
+      const last = packet[packet.length - 1];
+      const e = new ApiError('UNKNOWN_EVENT', `No socket event "${String(event).slice(0, 64)}"`);
+      if (typeof last === 'function') last({ ok: false, code: e.code, message: e.message });
+      else socket.emit('error', { code: e.code, message: e.message, event: String(event).slice(0, 64) });
+    });
+    // A frame socket.io cannot decode (not JSON, a bad packet type): the client is told why,
+    // then socket.io closes the connection.
+    socket.on('error', (err: unknown) => {
+      log?.warn({ err, recipient }, 'socket protocol error');
+      const e = new ApiError('MALFORMED_JSON', 'The message is not a valid socket.io packet; closing');
+      socket.emit('error', { code: e.code, message: e.message });
+    });
 
     const unitEvent =
       <T>(
@@ -439,9 +489,10 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
     );
     socket.on(
       'status',
-      unitEvent<StatusInput>('status', (s, who) =>
-        deps.engine.reportStatus(who.unitId, s.status, who, s.incidentId),
-      ),
+      unitEvent<StatusInput>('status', async (s, who) => {
+        const incidentId = await guardStatusReport(deps.engine, who.unitId, s.status, who, s.incidentId);
+        return deps.engine.reportStatus(who.unitId, s.status, who, incidentId);
+      }),
     );
     socket.on(
       'location',
@@ -449,7 +500,8 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
         deps.engine.reportLocation(who.unitId, l.position, who, l.at),
       ),
     );
-    socket.on('resync', async (r: unknown, reply?: (r: { ok: boolean; replayed: number }) => void) => {
+    type ResyncReply = { ok: boolean; replayed: number; code?: ErrorCode; message?: string };
+    socket.on('resync', async (r: unknown, reply?: (r: ResyncReply) => void) => {
       const answer = typeof reply === 'function' ? reply : undefined;
       try {
         const { lastSeq } = check<{ lastSeq: number }>(compiled.resync, r, 'resync');
@@ -457,7 +509,7 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
         answer?.({ ok: true, replayed });
       } catch (err) {
         const e = toApiError(err);
-        if (answer) answer({ ok: false, replayed: 0 });
+        if (answer) answer({ ok: false, replayed: 0, code: e.code, message: e.message });
         socket.emit('error', { code: e.code, message: e.message, event: 'resync' });
       }
     });

@@ -39,7 +39,6 @@ import {
   type AssignmentFilter,
   type AssignmentPatch,
   type AssignmentRecord,
-  type AssignmentStatus,
   type AuditInput,
   type AuditRecord,
   type AuditVerifyResult,
@@ -68,6 +67,7 @@ import {
   type StoreOptions,
   type UnitInput,
   type UnitRecord,
+  type UpdateAssignmentOptions,
   type WriteOptions,
 } from './store.ts';
 
@@ -205,6 +205,17 @@ export class MemoryStore implements Store {
       throw err;
     } finally {
       release();
+    }
+  }
+
+  async savepoint<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (!this.tx) return this.transaction(fn);
+    const mark = this.tx.mark();
+    try {
+      return await fn(this);
+    } catch (err) {
+      this.tx.rollbackTo(mark);
+      throw err;
     }
   }
 
@@ -556,7 +567,7 @@ export class MemoryStore implements Store {
   async updateAssignment(
     id: string,
     patch: AssignmentPatch,
-    opts: WriteOptions & { expect?: AssignmentStatus | readonly AssignmentStatus[]; expectVersion?: number },
+    opts: UpdateAssignmentOptions,
   ): Promise<AssignmentRecord> {
     validateAssignmentPatch(patch);
     return this.run((tx) => {

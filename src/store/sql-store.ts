@@ -28,8 +28,11 @@ import {
   validateNewIncident,
   validateUnit,
 } from './common.ts';
+import { LazyTx } from './lazy-tx.ts';
 import { migrate } from './migrate.ts';
 import { type SqlClient, sqlState } from './sql-client.ts';
+import { Deferred, type Mark } from './sql-deferred.ts';
+import { type FlushParts, failedGuard, mainStatement, movedStatement } from './sql-flush.ts';
 import {
   ACTIVE_ASSIGNMENT_STATUSES,
   type AssignmentFilter,
@@ -63,8 +66,11 @@ import {
   type StoredEvent,
   StoreError,
   type StoreOptions,
+  type TransactionOptions,
   type UnitInput,
   type UnitRecord,
+  type UpdateAssignmentOptions,
+  type UpsertUnitOptions,
   type WriteOptions,
 } from './store.ts';
 
@@ -218,6 +224,102 @@ const FINAL_SQL = `(${FINAL_INCIDENT_STATUSES.map((s) => `'${s}'`).join(', ')})`
 
 const RETRYABLE = new Set(['40001', '40P01']);
 
+/** State shared by a store and the stores bound to its transactions. */
+interface Shared {
+  /** The audit head this store last wrote (a guess other writers may have moved). */
+  auditHead?: { seq: number; hash: string };
+}
+
+/** A write-behind guard of the flush statement failed (its writes were undone with it). */
+class GuardFailed extends Error {
+  constructor(readonly what: string) {
+    super(`write-behind guard failed: ${what}`);
+  }
+}
+
+/** bigserial ids come back in insertion order once sorted. */
+function fillIds(recs: { id: number }[], rows: { id: unknown }[]): void {
+  const ids = rows.map((r) => num(r.id)).sort((a, b) => a - b);
+  for (let i = 0; i < recs.length; i++) recs[i].id = ids[i];
+}
+
+/** The record a unit upsert stores (as the database computes it). */
+function unitRecord(unit: UnitInput, version: number, createdAt: EpochS, at: EpochS): UnitRecord {
+  const rec: UnitRecord = {
+    id: unit.id,
+    department: unit.department,
+    capabilities: [...unit.capabilities],
+    home: [unit.home[0], unit.home[1]],
+    speedKmh: unit.speedKmh,
+    turnoutS: unit.turnoutS,
+    status: unit.status,
+    payload: jsonNormalise(obj(unit.payload)) as JsonObject,
+    version,
+    createdAt,
+    updatedAt: at,
+  };
+  if (unit.homeArea !== undefined && unit.homeArea !== null) rec.homeArea = unit.homeArea;
+  if (unit.position) rec.position = [unit.position[0], unit.position[1]];
+  if (unit.incidentId !== undefined && unit.incidentId !== null) rec.incidentId = unit.incidentId;
+  if (unit.role !== undefined && unit.role !== null) rec.role = unit.role;
+  if (unit.since !== undefined && unit.since !== null) rec.since = roundMs(unit.since);
+  return rec;
+}
+
+/** The record a new incident stores (as the database computes it). */
+function newIncidentRecord(
+  id: string,
+  input: NewIncident,
+  now: EpochS,
+  key: string | undefined,
+): IncidentRecord {
+  const rec: IncidentRecord = {
+    id,
+    type: input.type,
+    priority: input.priority,
+    location: [input.location[0], input.location[1]],
+    reportedAt: roundMs(input.reportedAt),
+    status: input.status ?? 'queued',
+    assignedUnitIds: [],
+    payload: obj(input.payload),
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
+  if (input.cell !== undefined && input.cell !== null) rec.cell = input.cell;
+  if (input.area !== undefined && input.area !== null) rec.area = input.area;
+  if (input.targetAt !== undefined && input.targetAt !== null) rec.targetAt = roundMs(input.targetAt);
+  if (key !== undefined) rec.idempotencyKey = key;
+  return rec;
+}
+
+/** The record a new assignment stores (as the database computes it). */
+function newAssignmentRecord(id: string, input: NewAssignment, at: EpochS): AssignmentRecord {
+  const status = input.status ?? 'offered';
+  const offeredAt = roundMs(input.offeredAt);
+  const rec: AssignmentRecord = {
+    id,
+    incidentId: input.incidentId,
+    unitId: input.unitId,
+    capability: input.capability,
+    status,
+    offeredAt,
+    etaS: input.etaS,
+    crossesJurisdiction: input.crossesJurisdiction ?? false,
+    payload: jsonNormalise(obj(input.payload)) as JsonObject,
+    version: 1,
+    updatedAt: at,
+    ...assignmentStamps({ status: 'offered' }, status, offeredAt),
+  };
+  if (input.ackDeadline !== undefined && input.ackDeadline !== null)
+    rec.ackDeadline = roundMs(input.ackDeadline);
+  if (input.preemptedFrom !== undefined && input.preemptedFrom !== null)
+    rec.preemptedFrom = input.preemptedFrom;
+  if (input.explanation !== undefined)
+    rec.explanation = jsonNormalise(input.explanation) as typeof rec.explanation;
+  return rec;
+}
+
 export interface SqlStoreOptions extends StoreOptions {
   /** Run migrations when opening (default true). */
   migrate?: boolean;
@@ -231,6 +333,9 @@ export class SqlStore implements Store {
     /** The underlying client (a transaction client inside `transaction`). */
     readonly client: SqlClient,
     private readonly options: StoreOptions = {},
+    /** Side writes held back until the transaction ends (`transaction(fn, { defer: true })`). */
+    private readonly deferred?: Deferred,
+    private readonly shared: Shared = {},
   ) {
     this.kind = client.dialect;
     this.now = options.now ?? defaultNow;
@@ -246,8 +351,8 @@ export class SqlStore implements Store {
     return roundMs(at ?? this.now());
   }
 
-  private bind(tx: SqlClient): SqlStore {
-    return new SqlStore(tx, this.options);
+  private bind(tx: SqlClient, deferred?: Deferred): SqlStore {
+    return new SqlStore(tx, this.options, deferred, this.shared);
   }
 
   private async q<T = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
@@ -258,9 +363,173 @@ export class SqlStore implements Store {
     }
   }
 
-  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Store) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     if (this.client.inTransaction) return fn(this);
-    return this.client.transaction((tx) => fn(this.bind(tx)));
+    if (!opts.defer) return this.client.transaction((tx) => fn(this.bind(tx)));
+    // Deferred: the transaction begins at its first statement, and a batch that sends only
+    // its final write goes out as that one statement (see lazy-tx.ts).
+    const lazy = new LazyTx(this.client);
+    const s = this.bind(lazy, new Deferred(opts.writeBehind === true));
+    let out: T;
+    try {
+      out = await fn(s);
+      await s.flushDeferred(true);
+    } catch (err) {
+      await lazy.end(false).catch(() => {});
+      throw err;
+    }
+    await lazy.end(true);
+    return out;
+  }
+
+  async savepoint<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (!this.client.inTransaction) return this.transaction(fn);
+    const d = this.deferred;
+    const mark: Mark | undefined = d?.mark();
+    return this.client.transaction(async (sp) => {
+      try {
+        return await fn(new SqlStore(sp, this.options, d, this.shared));
+      } catch (err) {
+        if (d && mark) d.rollbackTo(mark);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Writes what was held back — rows and side rows — in one statement (two when a unit's old
+   * assignment ends and its new one starts in the same batch), and completes the records
+   * already handed out with their ids, seqs and hashes. `final`: the transaction's last write,
+   * which may go out alone, without BEGIN / COMMIT, when nothing else began a transaction.
+   */
+  private async flushDeferred(final = false): Promise<void> {
+    const d = this.deferred;
+    if (!d || d.empty) return;
+    const lazy = this.client instanceof LazyTx ? this.client : undefined;
+    const moved = [...d.assignments.values()];
+    const created = [...d.newAssignments.values()];
+    const clash = created.some((c) => moved.some((m) => m.rec.unitId === c.unitId));
+    const counts = new Map<string, number>();
+    const messages = d.messages.map((m) => {
+      const k = (counts.get(m.rec.recipient) ?? 0) + 1;
+      counts.set(m.rec.recipient, k);
+      return { recipient: m.rec.recipient, k, event: m.rec.event, payload: m.rec.payload, at: m.iso };
+    });
+    const parts: FlushParts = {
+      events: d.events.map((e) => e.row),
+      outbox: d.outbox.map((o) => o.row),
+      audits: [],
+      messages,
+      counts: [...counts.keys()].sort().map((r) => ({ r, n: counts.get(r)! })),
+      units: [...d.units.values()],
+      incidents: [...d.incidents.values()],
+      newIncidents: [...d.newIncidents.values()],
+      moved,
+      created,
+    };
+    const run = async (sql: string, params: unknown[]) => {
+      try {
+        // Alone: the last write of a transaction that never began is one atomic statement.
+        if (final && lazy && !lazy.begun)
+          return (await lazy.alone<{ k: string; v: unknown }>(sql, params)).rows;
+        return (await this.client.query<{ k: string; v: unknown }>(sql, params)).rows;
+      } catch (err) {
+        const g = failedGuard(err);
+        if (g !== undefined) throw new GuardFailed(g);
+        throw translate(err);
+      }
+    };
+    let out: { k: string; v: unknown }[] = [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (d.audits.length > 0) {
+          // Alone, the head this store last wrote is a guess the statement checks; inside a
+          // transaction the head row is read (and locked) first.
+          const guess =
+            final && lazy && !lazy.begun && !clash && attempt === 0 ? this.shared.auditHead : undefined;
+          parts.auditHead = guess ?? (await this.readAuditHead());
+          parts.audits = this.chainAudit(parts.auditHead, d.audits);
+        }
+        if (clash) {
+          // The ended assignments first, so the unit's new one never meets its old one still
+          // active in the one-active-per-unit index.
+          const st = movedStatement(moved);
+          await run(st.sql, st.params);
+        }
+        const st = mainStatement(parts, !clash);
+        out = await run(st.sql, st.params);
+        break;
+      } catch (err) {
+        // A moved audit head, found by a statement that ran alone (so nothing was written):
+        // read the real head and go again inside a transaction.
+        if (err instanceof GuardFailed && err.what === 'audit head' && attempt === 0 && !lazy?.begun) {
+          this.shared.auditHead = undefined;
+          continue;
+        }
+        if (err instanceof GuardFailed) {
+          throw new StoreError('CONFLICT', `write-behind: a ${err.what} changed under this transaction`, {
+            reason: 'stale',
+            entity: err.what,
+          });
+        }
+        throw err;
+      }
+    }
+    const eventIds: { id: unknown }[] = [];
+    const outboxIds: { id: unknown }[] = [];
+    const tops = new Map<string, number>();
+    for (const r of out) {
+      if (r.k === 'e') eventIds.push({ id: r.v });
+      else if (r.k === 'o') outboxIds.push({ id: r.v });
+      else if (r.k.startsWith('m:')) tops.set(r.k.slice(2), num(r.v));
+    }
+    fillIds(
+      d.events.map((e) => e.rec),
+      eventIds,
+    );
+    fillIds(
+      d.outbox.map((o) => o.rec),
+      outboxIds,
+    );
+    const next = new Map<string, number>();
+    for (const [r, n] of counts) next.set(r, tops.get(r)! - n + 1);
+    for (const m of d.messages) {
+      const seq = next.get(m.rec.recipient)!;
+      next.set(m.rec.recipient, seq + 1);
+      m.rec.seq = seq;
+    }
+    if (d.audits.length > 0) {
+      const last = d.audits[d.audits.length - 1].rec;
+      this.shared.auditHead = { seq: last.seq, hash: last.hash };
+    }
+    d.clear();
+  }
+
+  /** Writes held-back rows first when an immediate read or write of their tables follows. */
+  private async sync(): Promise<void> {
+    if (this.deferred?.rowsPending) await this.flushDeferred();
+  }
+
+  private async readAuditHead(): Promise<{ seq: number; hash: string }> {
+    const head = await this.q<{ last_seq: unknown; last_hash: string }>(
+      'SELECT last_seq, last_hash FROM audit_head WHERE id FOR UPDATE',
+    );
+    if (head.length === 0) throw new Error('audit_head row is missing: the audit chain cannot be extended');
+    return { seq: num(head[0].last_seq), hash: head[0].last_hash };
+  }
+
+  /** Chains held-back audit rows onto `head`, completing their records. */
+  private chainAudit(head: { seq: number; hash: string }, audits: Deferred['audits']): AuditRow[] {
+    // (Recomputed when a flush goes again on another head.)
+    let prev = head;
+    const rows: AuditRow[] = [];
+    for (const a of audits) {
+      const row = nextAuditRow(prev, a.content, this.options.auditKey);
+      rows.push(row);
+      Object.assign(a.rec, { seq: row.seq, prevHash: row.prevHash, hash: row.hash });
+      prev = { seq: row.seq, hash: row.hash };
+    }
+    return rows;
   }
 
   /** Internal unit of work: joins an open transaction, else opens one (retried on deadlock). */
@@ -285,8 +554,23 @@ export class SqlStore implements Store {
 
   // ------------------------------------------------------------ units
 
-  async upsertUnit(unit: UnitInput, opts: { expectVersion?: number; at?: EpochS } = {}): Promise<UnitRecord> {
+  async upsertUnit(unit: UnitInput, opts: UpsertUnitOptions = {}): Promise<UnitRecord> {
     validateUnit(unit);
+    const d = this.deferred;
+    const hint = opts.current;
+    // A copy of version 0 stands for a unit not stored yet: that one is inserted at once.
+    if (
+      d?.writeBehind &&
+      hint &&
+      hint.id === unit.id &&
+      hint.version > 0 &&
+      opts.expectVersion === undefined
+    ) {
+      const rec = unitRecord(unit, hint.version + 1, hint.createdAt, this.clock(opts.at));
+      d.putUnit(rec, hint.version);
+      return structuredClone(rec);
+    }
+    await this.sync();
     const at = iso(this.clock(opts.at));
     const p = [
       unit.id,
@@ -346,6 +630,7 @@ export class SqlStore implements Store {
   }
 
   async getUnit(id: string): Promise<UnitRecord | undefined> {
+    await this.sync();
     const rows = await this.q('SELECT * FROM units WHERE id = $1', [id]);
     return rows.length ? toUnit(rows[0]) : undefined;
   }
@@ -353,6 +638,7 @@ export class SqlStore implements Store {
   async listUnits(
     filter: { status?: UnitStatus | UnitStatus[]; department?: string } = {},
   ): Promise<UnitRecord[]> {
+    await this.sync();
     const where: string[] = [];
     const params: unknown[] = [];
     const statuses = asList(filter.status);
@@ -405,6 +691,35 @@ export class SqlStore implements Store {
     const fingerprint = key === undefined ? null : (opts.fingerprint ?? incidentFingerprint(input));
     const id = input.id ?? newId('inc');
     const now = this.clock(opts.at);
+    const d = this.deferred;
+    if (d?.writeBehind && opts.writeBehind) {
+      for (const x of d.newIncidents.values()) {
+        if (key === undefined || x.rec.idempotencyKey !== key) continue;
+        if (x.fingerprint !== fingerprint) {
+          throw new StoreError(
+            'IDEMPOTENCY_MISMATCH',
+            `idempotency key ${key} was used with a different request`,
+            {
+              entity: 'incident',
+              id: x.rec.id,
+            },
+          );
+        }
+        return { incident: structuredClone(x.rec), created: false };
+      }
+      if (d.newIncidents.has(id)) {
+        throw new StoreError('CONFLICT', `incident ${id} already exists`, {
+          reason: 'duplicate_id',
+          entity: 'incident',
+          id,
+        });
+      }
+      const rec = newIncidentRecord(id, input, now, key);
+      d.newIncidents.set(id, { rec, fingerprint });
+      await this.side(incidentCreatedWrites(rec, { ...opts, at: now }));
+      return { incident: structuredClone(rec), created: true };
+    }
+    await this.sync();
     return this.tx(async (s) => {
       const inserted = await s.q(
         `INSERT INTO incidents (id, idempotency_key, idempotency_fingerprint, type, priority, lon, lat, cell, area,
@@ -460,6 +775,7 @@ export class SqlStore implements Store {
   }
 
   async getIncident(id: string): Promise<IncidentDetail | undefined> {
+    await this.flushDeferred();
     const rows = await this.q('SELECT * FROM incidents WHERE id = $1', [id]);
     if (rows.length === 0) return undefined;
     const [events, assignments] = [
@@ -474,6 +790,7 @@ export class SqlStore implements Store {
   }
 
   async listIncidents(filter: IncidentFilter = {}): Promise<IncidentRecord[]> {
+    await this.sync();
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (sql: (n: number) => string, v: unknown) => {
@@ -517,16 +834,47 @@ export class SqlStore implements Store {
     id: string,
     from: IncidentStatus | readonly IncidentStatus[],
     to: IncidentStatus,
-    opts: WriteOptions,
+    opts: WriteOptions & { current?: IncidentRecord },
   ): Promise<IncidentRecord> {
     checkIncidentStatus(to, 'to');
     const fromList = asList(from) as IncidentStatus[];
     checkIncidentStatuses(fromList, 'from');
     const at = this.clock(opts.at);
+    const d = this.deferred;
+    const hint = opts.current;
+    if (d?.writeBehind && hint && hint.id === id && fromList.includes(hint.status)) {
+      // assignedUnitIds stay the caller's copy: the units are not read back here.
+      const rec: IncidentRecord = structuredClone({
+        ...hint,
+        status: to,
+        version: hint.version + 1,
+        updatedAt: at,
+      });
+      if (FINAL_INCIDENT_STATUSES.includes(to)) rec.closedAt = at;
+      d.putIncident(rec, hint.version);
+      await this.side(incidentStatusWrites(rec, hint.status, opts, at));
+      return structuredClone(rec);
+    }
+    await this.sync();
     return this.tx(async (s) => {
-      const cur = await s.lockIncident(id);
-      const prev = cur.status as IncidentStatus;
-      if (!fromList.includes(prev)) {
+      // One statement: lock, check the status, update, and read the active units back.
+      const rows = await s.q(
+        `WITH cur AS (SELECT id, status FROM incidents WHERE id = $1 FOR UPDATE),
+         upd AS (
+           UPDATE incidents i SET status = $2, version = i.version + 1, updated_at = $3::timestamptz,
+             closed_at = CASE WHEN $4::boolean THEN $3::timestamptz ELSE i.closed_at END
+           FROM cur WHERE i.id = cur.id AND cur.status = ANY(string_to_array($5::text, ','))
+           RETURNING i.*)
+         SELECT cur.status AS prev_status, upd.*,
+           (SELECT coalesce(json_agg(a.unit_id ORDER BY a.offered_at, a.id COLLATE "C"), '[]'::json)
+            FROM assignments a WHERE a.incident_id = cur.id AND a.status IN ${ACTIVE_SQL}) AS assigned_units
+         FROM cur LEFT JOIN upd ON true`,
+        [id, to, iso(at), FINAL_INCIDENT_STATUSES.includes(to), csv(fromList)],
+      );
+      if (rows.length === 0)
+        throw new StoreError('NOT_FOUND', `incident ${id} not found`, { entity: 'incident', id });
+      const prev = rows[0].prev_status as IncidentStatus;
+      if (rows[0].id === null || rows[0].id === undefined) {
         throw new StoreError('CONFLICT', `incident ${id} is ${prev}, not ${fromList.join('|')}`, {
           reason: 'stale',
           entity: 'incident',
@@ -534,14 +882,8 @@ export class SqlStore implements Store {
           status: prev,
         });
       }
-      const final = FINAL_INCIDENT_STATUSES.includes(to);
-      const rows = await s.q(
-        `UPDATE incidents SET status = $2, version = version + 1, updated_at = $3::timestamptz,
-           closed_at = CASE WHEN $4::boolean THEN $3::timestamptz ELSE closed_at END
-         WHERE id = $1 RETURNING *`,
-        [id, to, iso(at), final],
-      );
-      const inc = await s.incidentRecord(rows[0]);
+      const assigned = jsonCol(rows[0].assigned_units);
+      const inc = toIncident(rows[0], Array.isArray(assigned) ? assigned.map(String) : []);
       await s.side(incidentStatusWrites(inc, prev, opts, at));
       return inc;
     });
@@ -554,6 +896,7 @@ export class SqlStore implements Store {
   ): Promise<IncidentRecord> {
     validateIncidentPatch(patch);
     const at = this.clock(opts.at);
+    await this.sync();
     return this.tx(async (s) => {
       const cur = await s.lockIncident(id);
       if (opts.expectVersion !== undefined && num(cur.version) !== opts.expectVersion) {
@@ -600,27 +943,34 @@ export class SqlStore implements Store {
     validateNewAssignment(input);
     const id = input.id ?? newId('asg');
     const at = this.clock(opts.at);
+    const d = this.deferred;
+    if (d?.writeBehind) {
+      // Existence and "one active assignment per unit" are checked by the constraints when
+      // the row is written at commit; a violation fails the transaction.
+      if (d.newAssignments.has(id) || d.assignments.has(id)) {
+        throw new StoreError('CONFLICT', `assignment ${id} already exists`, {
+          reason: 'duplicate_id',
+          entity: 'assignment',
+          id,
+        });
+      }
+      const rec = newAssignmentRecord(id, input, at);
+      d.newAssignments.set(id, rec);
+      await this.side(assignmentCreatedWrites(rec, opts, at));
+      return structuredClone(rec);
+    }
+    await this.sync();
     return this.tx(async (s) => {
-      if ((await s.q('SELECT 1 FROM incidents WHERE id = $1', [input.incidentId])).length === 0) {
-        throw new StoreError('NOT_FOUND', `incident ${input.incidentId} not found`, {
-          entity: 'incident',
-          id: input.incidentId,
-        });
-      }
-      if ((await s.q('SELECT 1 FROM units WHERE id = $1', [input.unitId])).length === 0) {
-        throw new StoreError('NOT_FOUND', `unit ${input.unitId} not found`, {
-          entity: 'unit',
-          id: input.unitId,
-        });
-      }
       const status = input.status ?? 'offered';
       const stamps = assignmentStamps({ status: 'offered' }, status, roundMs(input.offeredAt));
       const rows = await s.q(
         `INSERT INTO assignments (id, incident_id, unit_id, capability, status, offered_at, ack_deadline,
            accepted_at, en_route_at, on_scene_at, ended_at, eta_s, crosses_jurisdiction, preempted_from, reason,
            explanation, payload, version, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::timestamptz,
-           $10::timestamptz, NULL, $11, $12, $13, NULL, $14::text::jsonb, $15::text::jsonb, 1, $16::timestamptz)
+         SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::timestamptz,
+           $8::timestamptz, $9::timestamptz, $10::timestamptz, NULL, $11::double precision, $12::boolean, $13::text,
+           NULL, $14::text::jsonb, $15::text::jsonb, 1, $16::timestamptz
+         WHERE EXISTS (SELECT 1 FROM incidents WHERE id = $2::text) AND EXISTS (SELECT 1 FROM units WHERE id = $3::text)
          ON CONFLICT DO NOTHING
          RETURNING *`,
         [
@@ -643,6 +993,18 @@ export class SqlStore implements Store {
         ],
       );
       if (rows.length === 0) {
+        if ((await s.q('SELECT 1 FROM incidents WHERE id = $1', [input.incidentId])).length === 0) {
+          throw new StoreError('NOT_FOUND', `incident ${input.incidentId} not found`, {
+            entity: 'incident',
+            id: input.incidentId,
+          });
+        }
+        if ((await s.q('SELECT 1 FROM units WHERE id = $1', [input.unitId])).length === 0) {
+          throw new StoreError('NOT_FOUND', `unit ${input.unitId} not found`, {
+            entity: 'unit',
+            id: input.unitId,
+          });
+        }
         if ((await s.q('SELECT 1 FROM assignments WHERE id = $1', [id])).length > 0) {
           throw new StoreError('CONFLICT', `assignment ${id} already exists`, {
             reason: 'duplicate_id',
@@ -670,50 +1032,95 @@ export class SqlStore implements Store {
   async updateAssignment(
     id: string,
     patch: AssignmentPatch,
-    opts: WriteOptions & { expect?: AssignmentStatus | readonly AssignmentStatus[]; expectVersion?: number },
+    opts: UpdateAssignmentOptions,
   ): Promise<AssignmentRecord> {
     validateAssignmentPatch(patch);
     const at = this.clock(opts.at);
+    const d = this.deferred;
+    const wb = opts.current;
+    if (d?.writeBehind && wb && wb.id === id) {
+      let next: AssignmentRecord | undefined;
+      try {
+        next = applyAssignmentPatch(structuredClone(wb), patch, opts, at);
+      } catch {
+        next = undefined; // judged on the stored row below
+      }
+      if (next) {
+        d.putAssignment(next, wb.version);
+        await this.side(assignmentUpdatedWrites(next, wb.status, opts, at));
+        return structuredClone(next);
+      }
+    }
+    await this.sync();
     return this.tx(async (s) => {
+      // The caller's copy, when it is still the stored version, saves the read (one statement).
+      const hint = opts.current;
+      if (hint && hint.id === id) {
+        let next: AssignmentRecord | undefined;
+        try {
+          next = applyAssignmentPatch(hint, patch, opts, at);
+        } catch {
+          next = undefined; // judged below on the stored row
+        }
+        if (next) {
+          const upd = await s.writeAssignment(next, at, hint.version);
+          if (upd) {
+            await s.side(assignmentUpdatedWrites(upd, hint.status, opts, at));
+            return upd;
+          }
+        }
+      }
       const rows = await s.q('SELECT * FROM assignments WHERE id = $1 FOR UPDATE', [id]);
       if (rows.length === 0) {
         throw new StoreError('NOT_FOUND', `assignment ${id} not found`, { entity: 'assignment', id });
       }
       const cur = toAssignment(rows[0]);
       const next = applyAssignmentPatch(cur, patch, opts, at);
-      const upd = await s.q(
-        `UPDATE assignments SET status = $2, ack_deadline = $3::timestamptz, accepted_at = $4::timestamptz,
-           en_route_at = $5::timestamptz, on_scene_at = $6::timestamptz, ended_at = $7::timestamptz, eta_s = $8,
-           reason = $9, explanation = $10::text::jsonb, payload = $11::text::jsonb, version = version + 1,
-           updated_at = $12::timestamptz
-         WHERE id = $1 RETURNING *`,
-        [
-          id,
-          next.status,
-          isoOrNull(next.ackDeadline),
-          isoOrNull(next.acceptedAt),
-          isoOrNull(next.enRouteAt),
-          isoOrNull(next.onSceneAt),
-          isoOrNull(next.endedAt),
-          next.etaS,
-          next.reason ?? null,
-          next.explanation === undefined ? null : json(next.explanation),
-          json(next.payload),
-          iso(at),
-        ],
-      );
-      const a = toAssignment(upd[0]);
+      const a = (await s.writeAssignment(next, at))!;
       await s.side(assignmentUpdatedWrites(a, cur.status, opts, at));
       return a;
     });
   }
 
+  /** Writes an assignment's mutable fields; with `ifVersion`, only if still at that version. */
+  private async writeAssignment(
+    next: AssignmentRecord,
+    at: EpochS,
+    ifVersion?: number,
+  ): Promise<AssignmentRecord | undefined> {
+    const upd = await this.q(
+      `UPDATE assignments SET status = $2, ack_deadline = $3::timestamptz, accepted_at = $4::timestamptz,
+         en_route_at = $5::timestamptz, on_scene_at = $6::timestamptz, ended_at = $7::timestamptz, eta_s = $8,
+         reason = $9, explanation = $10::text::jsonb, payload = $11::text::jsonb, version = version + 1,
+         updated_at = $12::timestamptz
+       WHERE id = $1 AND ($13::integer IS NULL OR version = $13::integer) RETURNING *`,
+      [
+        next.id,
+        next.status,
+        isoOrNull(next.ackDeadline),
+        isoOrNull(next.acceptedAt),
+        isoOrNull(next.enRouteAt),
+        isoOrNull(next.onSceneAt),
+        isoOrNull(next.endedAt),
+        next.etaS,
+        next.reason ?? null,
+        next.explanation === undefined ? null : json(next.explanation),
+        json(next.payload),
+        iso(at),
+        ifVersion ?? null,
+      ],
+    );
+    return upd.length ? toAssignment(upd[0]) : undefined;
+  }
+
   async getAssignment(id: string): Promise<AssignmentRecord | undefined> {
+    await this.sync();
     const rows = await this.q('SELECT * FROM assignments WHERE id = $1', [id]);
     return rows.length ? toAssignment(rows[0]) : undefined;
   }
 
   async listAssignments(filter: AssignmentFilter = {}): Promise<AssignmentRecord[]> {
+    await this.sync();
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.incidentId !== undefined) {
@@ -739,6 +1146,7 @@ export class SqlStore implements Store {
   }
 
   async activeAssignments(): Promise<AssignmentRecord[]> {
+    await this.sync();
     const rows = await this.q(
       `SELECT * FROM assignments WHERE status IN ${ACTIVE_SQL} ORDER BY offered_at, id COLLATE "C"`,
     );
@@ -748,6 +1156,27 @@ export class SqlStore implements Store {
   // ------------------------------------------------------------ events
 
   private async insertEvent(e: NewEvent): Promise<StoredEvent> {
+    if (this.deferred) {
+      const at = this.clock(e.at);
+      const data = jsonNormalise(obj(e.data)) as JsonObject;
+      const rec: StoredEvent = { id: 0, kind: e.kind, at, actor: e.actor, data };
+      if (e.incidentId !== undefined) rec.incidentId = e.incidentId;
+      if (e.unitId !== undefined) rec.unitId = e.unitId;
+      if (e.assignmentId !== undefined) rec.assignmentId = e.assignmentId;
+      this.deferred.events.push({
+        row: {
+          incident_id: e.incidentId ?? null,
+          unit_id: e.unitId ?? null,
+          assignment_id: e.assignmentId ?? null,
+          kind: e.kind,
+          at: iso(at),
+          actor: e.actor,
+          data,
+        },
+        rec,
+      });
+      return rec;
+    }
     const rows = await this.q(
       `INSERT INTO events (incident_id, unit_id, assignment_id, kind, at, actor, data)
        VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7::text::jsonb) RETURNING *`,
@@ -770,6 +1199,7 @@ export class SqlStore implements Store {
   }
 
   async listEvents(filter: EventFilter = {}): Promise<StoredEvent[]> {
+    await this.flushDeferred();
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.incidentId !== undefined) {
@@ -796,6 +1226,23 @@ export class SqlStore implements Store {
 
   private async insertOutbox(job: OutboxJob): Promise<OutboxRecord> {
     const now = this.clock();
+    if (this.deferred) {
+      const payload = jsonNormalise(obj(job.payload)) as JsonObject;
+      const availableAt = roundMs(job.availableAt ?? now);
+      const rec: OutboxRecord = {
+        id: 0,
+        topic: job.topic,
+        payload,
+        createdAt: now,
+        availableAt,
+        attempts: 0,
+      };
+      this.deferred.outbox.push({
+        row: { topic: job.topic, payload, created_at: iso(now), available_at: iso(availableAt) },
+        rec,
+      });
+      return rec;
+    }
     const rows = await this.q(
       `INSERT INTO outbox (topic, payload, created_at, available_at)
        VALUES ($1, $2::text::jsonb, $3::timestamptz, $4::timestamptz) RETURNING *`,
@@ -810,6 +1257,7 @@ export class SqlStore implements Store {
   }
 
   async claimOutbox(limit: number, opts: ClaimOptions = {}): Promise<OutboxRecord[]> {
+    await this.flushDeferred();
     const n = clampLimit(limit, 100, 10_000);
     if (n === 0) return [];
     const now = this.clock();
@@ -830,6 +1278,7 @@ export class SqlStore implements Store {
   }
 
   async completeOutbox(ids: readonly number[]): Promise<number> {
+    await this.flushDeferred();
     if (ids.length === 0) return 0;
     const res = await this.client
       .query(
@@ -844,6 +1293,7 @@ export class SqlStore implements Store {
   }
 
   async releaseOutbox(id: number, opts: { error?: string; retryAt?: EpochS } = {}): Promise<void> {
+    await this.flushDeferred();
     const now = this.clock();
     const rows = await this.q(
       `UPDATE outbox SET claimed_at = NULL, available_at = $2::timestamptz, last_error = COALESCE($3, last_error)
@@ -859,6 +1309,7 @@ export class SqlStore implements Store {
   }
 
   async outboxBacklog(): Promise<number> {
+    await this.flushDeferred();
     const rows = await this.q<{ n: unknown }>('SELECT count(*) AS n FROM outbox WHERE done_at IS NULL');
     return num(rows[0].n);
   }
@@ -885,6 +1336,15 @@ export class SqlStore implements Store {
       throw new StoreError('INVALID', 'recipients must be non-empty strings');
     }
     if (unique.length === 0) return [];
+    if (this.deferred) {
+      const at = this.clock(opts.at);
+      const body = jsonNormalise(payload);
+      return unique.map((recipient) => {
+        const rec: MessageRecord = { recipient, seq: 0, event, payload: body, at };
+        this.deferred!.messages.push({ rec, iso: iso(at) });
+        return rec;
+      });
+    }
     const at = iso(this.clock(opts.at));
     const body = json(jsonNormalise(payload));
     return this.tx(async (s) => {
@@ -909,6 +1369,7 @@ export class SqlStore implements Store {
   }
 
   async messagesSince(recipient: string, afterSeq: number, limit?: number): Promise<MessageRecord[]> {
+    await this.flushDeferred();
     const rows = await this.q(
       'SELECT * FROM messages WHERE recipient = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3',
       [recipient, Math.floor(afterSeq), clampLimit(limit, 1000, 100_000)],
@@ -917,6 +1378,7 @@ export class SqlStore implements Store {
   }
 
   async lastMessageSeq(recipient: string): Promise<number> {
+    await this.flushDeferred();
     const rows = await this.q<{ last_seq: unknown }>(
       'SELECT last_seq FROM recipient_seq WHERE recipient = $1',
       [recipient],
@@ -925,6 +1387,7 @@ export class SqlStore implements Store {
   }
 
   async pruneMessages(before: EpochS): Promise<number> {
+    await this.flushDeferred();
     const res = await this.client
       .query('DELETE FROM messages WHERE at < $1::timestamptz', [iso(before)])
       .catch((err: unknown) => {
@@ -936,6 +1399,19 @@ export class SqlStore implements Store {
   // ------------------------------------------------------------ audit
 
   private async insertAudit(entry: AuditInput): Promise<AuditRecord> {
+    if (this.deferred) {
+      const at = this.clock(entry.at);
+      const content = {
+        at: auditTime(at),
+        actor: entry.actor,
+        action: entry.action,
+        subject: entry.subject,
+        data: jsonNormalise(entry.data),
+      };
+      const rec: AuditRecord = { ...content, at, seq: 0, prevHash: '', hash: '' };
+      this.deferred.audits.push({ content, rec });
+      return rec;
+    }
     const head = await this.q<{ last_seq: unknown; last_hash: string }>(
       'SELECT last_seq, last_hash FROM audit_head WHERE id FOR UPDATE',
     );
@@ -969,6 +1445,7 @@ export class SqlStore implements Store {
   }
 
   async listAudit(opts: { afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    await this.flushDeferred();
     const rows = await this.q('SELECT * FROM audit WHERE seq > $1::bigint ORDER BY seq LIMIT $2', [
       Math.floor(opts.afterSeq ?? 0),
       clampLimit(opts.limit, 1000, 100_000),
@@ -986,6 +1463,7 @@ export class SqlStore implements Store {
   }
 
   async verifyAudit(): Promise<AuditVerifyResult> {
+    await this.flushDeferred();
     return this.snapshotRead(async (s) => {
       const head = await s.q<{ last_seq: unknown; last_hash: string }>(
         'SELECT last_seq, last_hash FROM audit_head',
@@ -1017,6 +1495,7 @@ export class SqlStore implements Store {
   // ------------------------------------------------------------ recovery
 
   async loadSnapshot(): Promise<Snapshot> {
+    await this.sync();
     return this.snapshotRead(async (s) => {
       const units = (await s.q('SELECT * FROM units ORDER BY id COLLATE "C"')).map(toUnit);
       const incRows = await s.q(

@@ -348,11 +348,49 @@ export interface CreateIncidentOptions extends Omit<WriteOptions, 'event'> {
   fingerprint?: string;
   /** Data added to the `reported` event. */
   eventData?: JsonObject;
+  /**
+   * In a write-behind transaction: the caller knows the key (if any) to be new, so the row is
+   * written at commit; a key or id taken after all fails the transaction there (CONFLICT).
+   */
+  writeBehind?: boolean;
 }
 
 export interface ClaimOptions {
   /** A claim not completed within leaseS may be claimed again (relay crashed). Default 30. */
   leaseS?: number;
+}
+
+export interface UpdateAssignmentOptions extends WriteOptions {
+  expect?: AssignmentStatus | readonly AssignmentStatus[];
+  expectVersion?: number;
+  /**
+   * The caller's copy of the assignment (a hint): when the stored row is still at its
+   * version the update is one statement; otherwise the stored row is read as usual.
+   */
+  current?: AssignmentRecord;
+}
+
+export interface UpsertUnitOptions {
+  expectVersion?: number;
+  at?: EpochS;
+  /** The caller's copy of the stored unit (a hint for write-behind transactions). */
+  current?: UnitRecord;
+}
+
+export interface TransactionOptions {
+  /**
+   * With `defer`: row writes that come with the caller's current copy (units, incident
+   * status, assignments) and new assignments are computed here and written at the end,
+   * guarded by the versions the copies carry; a stale copy or a violated constraint then
+   * fails the whole transaction (CONFLICT) — retry it without write-behind.
+   */
+  writeBehind?: boolean;
+  /**
+   * Hold back side rows (events, outbox jobs, audit rows, pushed messages) and write them in
+   * one statement per table when `fn` returns. Records handed out for them get their id, seq
+   * and hash filled in then; reads of those tables inside the transaction write them first.
+   */
+  defer?: boolean;
 }
 
 // ---------------------------------------------------------------- the port
@@ -365,11 +403,16 @@ export interface Store {
    * StoreError thrown by a method leaves the transaction usable. Nested calls join the
    * outer transaction.
    */
-  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Store) => Promise<T>, opts?: TransactionOptions): Promise<T>;
+  /**
+   * Inside a transaction: runs `fn` so that when it throws, its writes are undone and the
+   * transaction goes on (a SAVEPOINT). Outside one: the same as `transaction(fn)`.
+   */
+  savepoint<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
 
   // units
   /** Inserts or replaces a unit; `expectVersion` makes it optimistic (CONFLICT stale). */
-  upsertUnit(unit: UnitInput, opts?: { expectVersion?: number; at?: EpochS }): Promise<UnitRecord>;
+  upsertUnit(unit: UnitInput, opts?: UpsertUnitOptions): Promise<UnitRecord>;
   getUnit(id: string): Promise<UnitRecord | undefined>;
   listUnits(filter?: { status?: UnitStatus | UnitStatus[]; department?: string }): Promise<UnitRecord[]>;
 
@@ -395,7 +438,7 @@ export interface Store {
     id: string,
     from: IncidentStatus | readonly IncidentStatus[],
     to: IncidentStatus,
-    opts: WriteOptions,
+    opts: WriteOptions & { current?: IncidentRecord },
   ): Promise<IncidentRecord>;
   /** Changes priority / target / placement / payload; event `updated` and audit row. */
   updateIncident(
@@ -421,7 +464,7 @@ export interface Store {
   updateAssignment(
     id: string,
     patch: AssignmentPatch,
-    opts: WriteOptions & { expect?: AssignmentStatus | readonly AssignmentStatus[]; expectVersion?: number },
+    opts: UpdateAssignmentOptions,
   ): Promise<AssignmentRecord>;
   getAssignment(id: string): Promise<AssignmentRecord | undefined>;
   listAssignments(filter?: AssignmentFilter): Promise<AssignmentRecord[]>;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditTime, GENESIS_HASH, hashAuditRow } from '../../src/store/audit-chain.ts';
 import type { MemoryStore } from '../../src/store/memory-store.ts';
-import { migrate } from '../../src/store/migrate.ts';
+import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import type { SqlClient } from '../../src/store/sql-client.ts';
 import {
   type EpochS,
@@ -1020,10 +1020,169 @@ export function storeContract(
     if (features.sql) {
       it('migrations (SQL adapters): re-running applies nothing; a changed applied file is refused', async () => {
         const client = target.sqlClient!(store);
-        expect(await migrate(client)).toEqual({ applied: [], alreadyApplied: ['001_init'] });
+        const ids = (await loadMigrations()).map((m) => m.id);
+        expect(ids.slice(0, 2)).toEqual(['001_init', '002_reviews_webhooks']);
+        expect(await migrate(client)).toEqual({ applied: [], alreadyApplied: ids });
         const { rows } = await client.query<{ id: string }>('SELECT id FROM schema_migrations ORDER BY id');
-        expect(rows.map((r) => r.id)).toEqual(['001_init']);
+        expect(rows.map((r) => r.id)).toEqual(ids);
         await expect(migrate(client, [{ id: '001_init', sql: 'SELECT 1' }])).rejects.toThrow(/checksum/);
+      });
+    }
+
+    // ------------------------------------------------------------ deferred / write-behind transactions
+
+    it('deferred write-behind transaction: the records it hands out are what is stored', async () => {
+      await store.upsertUnit(unitFixture('FE-02'));
+      const { incident } = await store.createIncident(incidentFixture({ id: 'I-WB-1' }), { actor });
+      const unit0 = (await store.getUnit('FE-02'))!;
+      clock.t = T0 + 3;
+      const out = await store.transaction(
+        async (tx) => {
+          const a0 = await tx.createAssignment(
+            {
+              id: 'A-WB-1',
+              incidentId: incident.id,
+              unitId: 'FE-02',
+              capability: 'fire-engine',
+              offeredAt: T0 + 3,
+              ackDeadline: T0 + 33,
+              etaS: 240,
+              explanation: { chosen: 'FE-02' } as never,
+            },
+            { actor },
+          );
+          const u1 = await tx.upsertUnit(
+            unitFixture('FE-02', {
+              status: 'offered',
+              incidentId: incident.id,
+              role: 'fire-engine',
+              since: T0 + 3,
+            }),
+            { current: unit0 },
+          );
+          const i1 = await tx.updateIncidentStatus(incident.id, 'queued', 'assigned', {
+            actor,
+            current: incident,
+          });
+          const a1 = await tx.updateAssignment(
+            a0.id,
+            { status: 'accepted' },
+            { actor, expect: 'offered', current: a0 },
+          );
+          const u2 = await tx.upsertUnit(
+            unitFixture('FE-02', { status: 'en_route', incidentId: incident.id }),
+            {
+              current: u1,
+            },
+          );
+          // A read inside sees the held-back writes.
+          expect((await tx.getAssignment(a0.id))?.status).toBe('accepted');
+          const msgs = await tx.pushMessages(['consoles', 'unit:FE-02'], 'assignment:updated', { id: a0.id });
+          const ev = await tx.appendEvent({ kind: 'note', actor, incidentId: incident.id, data: { n: 1 } });
+          const au = await tx.appendAudit({ actor, action: 'note', subject: incident.id, data: { n: 1 } });
+          return { a1, u2, i1, msgs, ev, au };
+        },
+        { defer: true, writeBehind: true },
+      );
+      expect(await store.getAssignment('A-WB-1')).toEqual(out.a1);
+      expect(out.a1).toMatchObject({ status: 'accepted', version: 2, acceptedAt: T0 + 3, etaS: 240 });
+      expect(await store.getUnit('FE-02')).toEqual(out.u2);
+      expect(out.u2).toMatchObject({
+        status: 'en_route',
+        version: 3,
+        createdAt: unit0.createdAt,
+        updatedAt: T0 + 3,
+      });
+      const { assignedUnitIds: _ignored, ...inc } = out.i1;
+      expect(await store.getIncident(incident.id)).toMatchObject({ ...inc, status: 'assigned', version: 2 });
+      // Ids, seqs and hashes are filled in by the commit.
+      expect(out.msgs.every((m) => m.seq > 0)).toBe(true);
+      expect(await store.messagesSince('unit:FE-02', 0)).toEqual([out.msgs[1]]);
+      expect(out.ev.id).toBeGreaterThan(0);
+      expect((await store.listEvents({ incidentId: incident.id })).at(-1)).toEqual(out.ev);
+      expect(out.au.seq).toBeGreaterThan(0);
+      expect((await store.listAudit({ afterSeq: out.au.seq - 1 }))[0]).toEqual(out.au);
+      expect((await store.verifyAudit()).ok).toBe(true);
+    });
+
+    it('deferred transaction: a savepoint that throws leaves none of its rows', async () => {
+      await store.upsertUnit(unitFixture('FE-02'));
+      await store.transaction(
+        async (tx) => {
+          await tx.pushMessage('consoles', 'kept', { n: 1 });
+          await tx
+            .savepoint(async (sp) => {
+              await sp.pushMessage('consoles', 'dropped', { n: 2 });
+              await sp.appendEvent({ kind: 'dropped', actor });
+              await sp.appendAudit({ actor, action: 'dropped', subject: 'x' });
+              throw new Error('undo');
+            })
+            .catch(() => {});
+          await tx.pushMessage('consoles', 'kept', { n: 3 });
+        },
+        { defer: true },
+      );
+      const msgs = await store.messagesSince('consoles', 0);
+      expect(msgs.map((m) => [m.event, m.seq])).toEqual([
+        ['kept', 1],
+        ['kept', 2],
+      ]);
+      expect((await store.listEvents()).filter((e) => e.kind === 'dropped')).toEqual([]);
+      expect((await store.verifyAudit()).ok).toBe(true);
+    });
+
+    if (features.sql) {
+      it('write-behind: a stale copy fails the whole transaction and writes nothing', async () => {
+        const u0 = await store.upsertUnit(unitFixture('FE-02'));
+        await store.upsertUnit(unitFixture('FE-02', { status: 'off_duty' })); // version 2 now
+        const before = await store.lastMessageSeq('consoles');
+        const err = await store
+          .transaction(
+            async (tx) => {
+              await tx.upsertUnit(unitFixture('FE-02', { status: 'offered' }), { current: u0 });
+              await tx.pushMessage('consoles', 'unit:updated', { id: 'FE-02' });
+              await tx.appendAudit({ actor, action: 'x', subject: 'FE-02' });
+            },
+            { defer: true, writeBehind: true },
+          )
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(isStoreError(err, 'CONFLICT'), String(err)).toBe(true);
+        expect((await store.getUnit('FE-02'))?.status).toBe('off_duty');
+        expect(await store.lastMessageSeq('consoles')).toBe(before);
+        expect((await store.verifyAudit()).ok).toBe(true);
+        // The audit head this store guessed was rolled back: the next row still chains.
+        await store.transaction(
+          (tx) => tx.appendAudit({ actor, action: 'y', subject: 'FE-02' }).then(() => {}),
+          {
+            defer: true,
+          },
+        );
+        expect((await store.verifyAudit()).ok).toBe(true);
+      });
+
+      it('write-behind: a second active assignment for a unit fails the transaction at commit', async () => {
+        await store.upsertUnit(unitFixture('FE-02'));
+        const { incident } = await store.createIncident(incidentFixture({ id: 'I-WB-2' }), { actor });
+        const mk = (id: string) => ({
+          id,
+          incidentId: incident.id,
+          unitId: 'FE-02',
+          capability: 'fire-engine',
+          offeredAt: T0,
+          etaS: 60,
+        });
+        await store.createAssignment(mk('A-1'), { actor });
+        const err = await store
+          .transaction((tx) => tx.createAssignment(mk('A-2'), { actor }), { defer: true, writeBehind: true })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(isStoreError(err)).toBe(true);
+        expect(await store.getAssignment('A-2')).toBeUndefined();
       });
     }
 

@@ -28,22 +28,33 @@
 // warn for per-request HTTP logs unless LOG_LEVEL is set). Sockets accept the same origin as
 // the page, plus DISPATCH_ORIGINS (comma-separated, or `*`).
 //
+// Engine tunables (src/engine/config.ts: ack timeouts, debounce, sweep period…) may be set as
+// a JSON object in DISPATCH_ENGINE_CONFIG, e.g. '{"ackTimeoutS": 20}'; a bad value exits 2.
+//
 // SIGINT / SIGTERM: stop taking requests (/healthz answers 503), stop the demo, close HTTP and
 // sockets, stop the engine, the workers, the queue, then the store; exit 0. A second signal
 // exits at once (130).
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { startWorkers } from '../../../workers/index.ts';
+import { ClusterEngine } from '../../cluster/forward.ts';
+import { LeaderLease } from '../../cluster/leader.ts';
 import { isCoreError } from '../../core/errors.ts';
 import { type DemoHandle, startDemo } from '../../demo/driver.ts';
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig, resolveConfig } from '../../engine/config.ts';
 import { Engine } from '../../engine/engine.ts';
 import { createEngineDeps, scenarioContext, seedUnits } from '../../engine/factory.ts';
+import { FollowUp, resolveWebhookSecret } from '../../engine/followup.ts';
 import { QUEUES } from '../../engine/jobs.ts';
 import { systemClock } from '../../engine/ports.ts';
+import { type ReviewConfig, resolveReviewConfig } from '../../kpi/review-rules.ts';
 import type { Scenario } from '../../scenario/types.ts';
 import { isScenarioError, parseScenario } from '../../scenario/validate.ts';
 import { authConfigFromEnv, defaultDataDir, mintToken, type Role } from '../../server/auth.ts';
@@ -133,6 +144,8 @@ export interface ServeOptions {
   print?: (line: string) => void;
   /** pino level of the serve logger (default $LOG_LEVEL or info). */
   logLevel?: string;
+  /** Cluster mode: this node lost the lease it held (default: exit 1, for the supervisor). */
+  onLeaseLost?: (err: unknown) => void;
 }
 
 export interface ServeHandle {
@@ -174,6 +187,31 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     if (isCoreError(e)) throw new UsageError(`${districtFile}: invalid at $.${e.field}: ${e.message}`);
     throw e;
   }
+  let engineConfig: Partial<EngineConfig> | undefined;
+  if (env.DISPATCH_ENGINE_CONFIG) {
+    try {
+      engineConfig = JSON.parse(env.DISPATCH_ENGINE_CONFIG) as Partial<EngineConfig>;
+      const unknown = Object.keys(engineConfig ?? {}).filter((k) => !Object.hasOwn(DEFAULT_ENGINE_CONFIG, k));
+      if (typeof engineConfig !== 'object' || engineConfig === null || Array.isArray(engineConfig)) {
+        throw new Error('must be a JSON object');
+      }
+      if (unknown.length > 0) throw new Error(`unknown setting(s) ${unknown.join(', ')}`);
+      resolveConfig(engineConfig);
+    } catch (e) {
+      throw new UsageError(`DISPATCH_ENGINE_CONFIG: ${(e as Error).message}`);
+    }
+  }
+  // Review-flag thresholds: the district file's optional `reviews` block (src/kpi/review-rules.ts).
+  const reviewsRaw = (district as unknown as Record<string, unknown>).reviews;
+  const reviews: Partial<ReviewConfig> = {};
+  try {
+    const all = resolveReviewConfig(reviewsRaw, 'reviews');
+    if (reviewsRaw !== undefined) {
+      for (const k of Object.keys(reviewsRaw as object) as (keyof ReviewConfig)[]) reviews[k] = all[k];
+    }
+  } catch (e) {
+    throw new UsageError(`${districtFile}: invalid at $.${(e as Error).message}`);
+  }
 
   // ---------------------------------------------------------------- infrastructure
   const dataDir = resolve(opts.dataDir ?? defaultDataDir(env));
@@ -198,6 +236,15 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     ...context,
     onDecision: (ms, p) => metrics.observeDecision(ms, p),
     log: (msg, err) => log.error({ err }, msg),
+    ...(engineConfig ? { config: engineConfig } : {}),
+  });
+  const webhookSecret = resolveWebhookSecret({ dataDir, env });
+  const followUp = new FollowUp({
+    store,
+    engineConfig: engine.config,
+    webhookSecret: webhookSecret.secret,
+    reviews,
+    log: (msg, err) => log.error({ err }, msg),
   });
   metrics.setIncidentCountSource(() => engine.openIncidentCounts());
   metrics.setQueueDepthSource(async () =>
@@ -206,27 +253,54 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     ),
   );
 
+  // Cluster mode (PostgreSQL and Redis shared by several `dispatch serve` processes): only the
+  // lease holder runs the core; the others forward to it (src/cluster). One cluster per prefix.
+  const clustered = !embedded && !!env.REDIS_URL;
+  const prefix = env.DISPATCH_QUEUE_PREFIX ?? 'dispatch';
+  const redis = clustered
+    ? new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null, lazyConnect: false })
+    : undefined;
+  const redisSub = redis?.duplicate();
+  let lease: LeaderLease | undefined;
+  const role = {
+    get isLeader() {
+      return lease ? lease.isLeader : true;
+    },
+    get leader() {
+      return lease?.leader;
+    },
+  };
+
   let draining = false;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   let http: HttpServer | undefined;
+  const startCore = async () => {
+    await engine.start();
+    workers = await startWorkers(engine, queue, store, { followUp });
+    followUp.start();
+    await seedUnits(engine, district.units);
+  };
   const teardown = async () => {
     draining = true;
+    await lease?.stop().catch(() => {});
     if (http) await http.close();
     await engine.stop();
     if (workers) await workers.stop();
+    await followUp.stop();
     await queue.close();
     await store.close();
+    redisSub?.disconnect();
+    redis?.disconnect();
   };
 
   try {
-    await engine.start();
-    workers = await startWorkers(engine, queue, store);
-    await seedUnits(engine, district.units);
+    if (!clustered) await startCore();
     const origins = env.DISPATCH_ORIGINS?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
     http = await startHttp({
-      engine,
+      engine: clustered ? new ClusterEngine(role, () => (engine.running ? engine : undefined), auth) : engine,
+      ...(clustered ? { cluster: role } : {}),
       store,
       auth,
       metrics,
@@ -235,9 +309,33 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
       host: opts.host ?? '127.0.0.1',
       logger: { level: env.LOG_LEVEL ?? 'warn' },
       ...(existsSync(join(CONSOLE_DIR, 'index.html')) ? { consoleDir: CONSOLE_DIR } : {}),
-      ready: () => engine.running && !draining,
-      sockets: { ...(origins && origins.length > 0 ? { origins } : {}) },
+      ready: () => !draining && (role.isLeader ? engine.running : role.leader !== undefined),
+      followUp,
+      sockets: {
+        ...(origins && origins.length > 0 ? { origins } : {}),
+        ...(redis && redisSub
+          ? { cluster: true, adapter: createAdapter(redis, redisSub, { key: `${prefix}:socket.io` }) }
+          : {}),
+      },
     });
+    if (clustered) {
+      lease = new LeaderLease({
+        databaseUrl: env.DATABASE_URL!,
+        redis: redis!,
+        addressKey: `${prefix}:leader`,
+        nodeId: `${hostname()}:${process.pid}`,
+        url: http.url,
+        onAcquired: startCore,
+        onLost:
+          opts.onLeaseLost ??
+          ((err) => {
+            log.fatal({ err }, 'lost the core lease: stopping so that only one node writes');
+            process.exit(1);
+          }),
+        log: (msg, err) => (err ? log.warn({ err }, msg) : log.info(msg)),
+      });
+      await lease.start();
+    }
   } catch (err) {
     await teardown().catch(() => {});
     throw err;
@@ -261,6 +359,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   );
   print(`  api:       ${url}/v1   docs: ${url}/docs   health: ${url}/healthz   metrics: ${url}/metrics`);
   if (secret.source === 'generated') print(`  new JWT secret written to ${display(secret.path!)}`);
+  if (webhookSecret.source === 'generated')
+    print(`  new webhook signing secret written to ${display(webhookSecret.path!)} (give it to receivers)`);
   if (embedded && (secret.source === 'generated' || demoScenario)) {
     const ttlS = 12 * 3600;
     print(`  console:   ${url}/?token=${await token('dispatcher', undefined, ttlS)}`);

@@ -1,0 +1,357 @@
+// Review flags of the live engine: a scanner follows the store's event log (by event id, from
+// a cursor kept in the follow-up store) and runs the rules of src/kpi/review-rules.ts on each
+// event, answering their lookups from the store; each flag is stored once per key, with an
+// event `review_flagged` on the incident's / unit's timeline in the same transaction. A
+// supervisor lists them (GET /v1/reviews) and resolves each with a note: the flag, an audit
+// row `review.resolve` and an event `review_resolved` commit together.
+//
+// The scanner is off the engine's path (its own loop, poll + kick). Event ids are allocated
+// when rows are written, so an id can become visible after a higher one (two transactions
+// committing out of order) or never (a rolled-back one): the scanner stops at a gap and
+// waits up to gapWaitS for it to fill before stepping over it.
+
+import type { LonLat } from '../core/types.ts';
+import {
+  type NewReviewFlag,
+  REVIEW_KINDS,
+  type Refusal,
+  type ReviewConfig,
+  type ReviewEvent,
+  type ReviewKind,
+  type ReviewLookup,
+  reviewEvent,
+} from '../kpi/review-rules.ts';
+import { ApiError } from '../server/errors.ts';
+import type { FollowUpStore, ReviewFilter, ReviewRecord, ReviewStatus } from '../store/followup-store.ts';
+import { type IncidentDetail, isStoreError, type Store, type StoredEvent } from '../store/store.ts';
+import { actorTag, requireOperator, requireRole } from './access.ts';
+import type { Actor } from './api.ts';
+import { checkText, invalidField, toApi } from './errors.ts';
+import type { Clock } from './ports.ts';
+import { iso } from './views.ts';
+
+export const REVIEW_CURSOR = 'reviews';
+const SYS_REVIEWS = 'system:reviews';
+
+export interface ReviewView {
+  id: string;
+  kind: ReviewKind;
+  status: ReviewStatus;
+  at: string;
+  raisedAt: string;
+  incidentId?: string;
+  unitId?: string;
+  summary: string;
+  evidence: Record<string, unknown>;
+  resolvedAt?: string;
+  resolvedBy?: string;
+  note?: string;
+}
+
+export function reviewView(r: ReviewRecord): ReviewView {
+  const v: ReviewView = {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    at: iso(r.at),
+    raisedAt: iso(r.raisedAt),
+    summary: r.summary,
+    evidence: r.evidence,
+  };
+  if (r.incidentId !== undefined) v.incidentId = r.incidentId;
+  if (r.unitId !== undefined) v.unitId = r.unitId;
+  if (r.resolvedAt !== undefined) v.resolvedAt = iso(r.resolvedAt);
+  if (r.resolvedBy !== undefined) v.resolvedBy = r.resolvedBy;
+  if (r.note !== undefined) v.note = r.note;
+  return v;
+}
+
+export interface ReviewScannerOptions {
+  /** Idle polling period (default 2000 ms); 0: no loop, call scanOnce(). */
+  pollMs: number;
+  /** Events read per round (default 500). */
+  batch: number;
+  /** How long a gap in event ids is waited for (default 5 s on SQL stores, 0 in memory). */
+  gapWaitS: number;
+}
+
+const isLonLat = (v: unknown): v is LonLat =>
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number';
+
+export class Reviews {
+  readonly config: ReviewConfig;
+  private readonly store: Store;
+  private readonly side: FollowUpStore;
+  private readonly clock: Clock;
+  private readonly opts: ReviewScannerOptions;
+  private readonly log: (msg: string, err?: unknown) => void;
+  private gap?: { after: number; since: number };
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+  private again = false;
+  private stopped = true;
+
+  constructor(deps: {
+    store: Store;
+    side: FollowUpStore;
+    clock: Clock;
+    config: ReviewConfig;
+    options?: Partial<ReviewScannerOptions>;
+    log?: (msg: string, err?: unknown) => void;
+  }) {
+    this.store = deps.store;
+    this.side = deps.side;
+    this.clock = deps.clock;
+    this.config = deps.config;
+    this.opts = {
+      pollMs: 2000,
+      batch: 500,
+      gapWaitS: deps.side.kind === 'memory' ? 0 : 5,
+      ...deps.options,
+    };
+    this.log = deps.log ?? ((msg, err) => console.error(`[reviews] ${msg}`, err ?? ''));
+  }
+
+  // ------------------------------------------------------------ the scanner
+
+  /** One round: the events after the cursor (up to a gap), their flags, the cursor moved on. */
+  async scanOnce(): Promise<{ scanned: number; raised: number }> {
+    const cursor = await this.side.getCursor(REVIEW_CURSOR);
+    const events = await this.store.listEvents({ afterId: cursor, limit: this.opts.batch });
+    let last = cursor;
+    let raised = 0;
+    const cache = new Map<string, Promise<IncidentDetail | undefined>>();
+    for (const e of events) {
+      if (e.id !== last + 1) {
+        const now = this.clock.now();
+        if (this.gap?.after !== last) this.gap = { after: last, since: now };
+        if (now - this.gap.since < this.opts.gapWaitS) break;
+      }
+      this.gap = undefined;
+      for (const f of await reviewEvent(toReviewEvent(e), this.lookup(e, cache), this.config)) {
+        if (await this.raise(f)) raised++;
+      }
+      last = e.id;
+    }
+    if (last > cursor) await this.side.setCursor(REVIEW_CURSOR, last);
+    return { scanned: last - cursor, raised };
+  }
+
+  /** Scans until the log is read to its end (or a gap holds it). */
+  async scanAll(): Promise<number> {
+    let raised = 0;
+    for (;;) {
+      const r = await this.scanOnce();
+      raised += r.raised;
+      if (r.scanned === 0) return raised;
+    }
+  }
+
+  private async raise(f: NewReviewFlag): Promise<boolean> {
+    const now = this.clock.now();
+    return this.side.transaction(async (tx, side) => {
+      const { review, created } = await side.addReview({
+        key: f.key,
+        kind: f.kind,
+        at: f.t,
+        raisedAt: now,
+        ...(f.incidentId !== undefined ? { incidentId: f.incidentId } : {}),
+        ...(f.unitId !== undefined ? { unitId: f.unitId } : {}),
+        summary: f.summary,
+        evidence: f.evidence,
+      });
+      if (created) {
+        await tx.appendEvent({
+          kind: 'review_flagged',
+          actor: SYS_REVIEWS,
+          at: now,
+          ...(f.incidentId !== undefined ? { incidentId: f.incidentId } : {}),
+          ...(f.unitId !== undefined ? { unitId: f.unitId } : {}),
+          data: { reviewId: review.id, reviewKind: f.kind, summary: f.summary },
+        });
+      }
+      return created;
+    });
+  }
+
+  /** The rules' lookups for one event, from the store (incident details cached for the round). */
+  private lookup(e: StoredEvent, cache: Map<string, Promise<IncidentDetail | undefined>>): ReviewLookup {
+    const detail = (id: string) => {
+      let p = cache.get(id);
+      if (!p) {
+        p = this.store.getIncident(id);
+        cache.set(id, p);
+      }
+      return p;
+    };
+    return {
+      incident: async (id) => {
+        const d = await detail(id);
+        if (!d) return undefined;
+        return {
+          location: d.location,
+          type: d.type,
+          reachedBefore: (t) => d.assignments.some((a) => a.onSceneAt !== undefined && a.onSceneAt <= t),
+        };
+      },
+      tripStart: async (incidentId, unitId) => {
+        const d = await detail(incidentId);
+        if (!d) return undefined;
+        let start: { t: number; via: 'en_route' | 'offer'; position?: LonLat } | undefined;
+        for (const x of d.timeline) {
+          if (x.id >= e.id || x.unitId !== unitId) continue;
+          if (x.kind === 'assigned') {
+            start = { t: x.at, via: 'offer', ...(isLonLat(x.data.from) ? { position: x.data.from } : {}) };
+          } else if (x.kind === 'en_route' && start) {
+            // Where it set off: its reported position, else where it stood at the offer.
+            const position = isLonLat(x.data.position) ? x.data.position : start.position;
+            start = { t: x.at, via: 'en_route', ...(position ? { position } : {}) };
+          }
+        }
+        return start;
+      },
+      unitSpeedKmh: async (unitId) => (await this.store.getUnit(unitId))?.speedKmh,
+      refusals: async (unitId, kind, since, until) => {
+        const list = await this.store.listAssignments({
+          unitId,
+          status: kind === 'ack_timeout' ? 'timed_out' : 'declined',
+          limit: 100_000,
+        });
+        const out: Refusal[] = [];
+        for (const a of list) {
+          const t = a.endedAt ?? a.updatedAt;
+          if (t < since || t > until) continue;
+          out.push({
+            t,
+            incidentId: a.incidentId,
+            ...(kind === 'declined' && a.reason ? { reason: a.reason } : {}),
+          });
+        }
+        return out.sort((a, b) => a.t - b.t);
+      },
+      lastFlagAt: (kind, unitId) => this.side.lastReviewAt(kind, unitId),
+    };
+  }
+
+  // ------------------------------------------------------------ the loop
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (this.opts.pollMs > 0) this.schedule(0);
+  }
+
+  kick(): void {
+    if (this.stopped || this.opts.pollMs <= 0) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.scanAll()
+        .catch((err) => this.log('review scan failed', err))
+        .finally(() => {
+          this.running = undefined;
+          const again = this.again;
+          this.again = false;
+          this.schedule(again ? 0 : this.opts.pollMs);
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  // ------------------------------------------------------------ the supervisor's list
+
+  async list(
+    q: {
+      status?: ReviewStatus | 'all';
+      kind?: string;
+      unitId?: string;
+      incidentId?: string;
+      limit?: number;
+      offset?: number;
+    },
+    actor: Actor,
+  ): Promise<ReviewView[]> {
+    requireRole(actor, ['dispatcher', 'planner', 'admin', 'system'], 'read review flags');
+    if (q.kind !== undefined && !REVIEW_KINDS.includes(q.kind as ReviewKind)) {
+      throw invalidField('kind', `must be one of ${REVIEW_KINDS.join(', ')}`);
+    }
+    const f: ReviewFilter = {};
+    if (q.status !== 'all') f.status = q.status ?? 'open';
+    if (q.kind !== undefined) f.kind = q.kind as ReviewKind;
+    if (q.unitId !== undefined) f.unitId = q.unitId;
+    if (q.incidentId !== undefined) f.incidentId = q.incidentId;
+    if (q.limit !== undefined) f.limit = q.limit;
+    if (q.offset !== undefined) f.offset = q.offset;
+    return (await this.side.listReviews(f)).map(reviewView);
+  }
+
+  async get(id: string, actor: Actor): Promise<ReviewView> {
+    requireRole(actor, ['dispatcher', 'planner', 'admin', 'system'], 'read review flags');
+    const r = await this.side.getReview(id);
+    if (!r) throw new ApiError('NOT_FOUND', `review ${id} not found`);
+    return reviewView(r);
+  }
+
+  /** Resolves a flag with a note; the audit trail keeps who, when and the note. */
+  async resolve(id: string, note: string, actor: Actor): Promise<ReviewView> {
+    requireOperator(actor, 'resolve review flags');
+    const text = checkText(note, 'note', 2000, true)!;
+    const by = actorTag(actor);
+    const at = this.clock.now();
+    try {
+      const r = await this.side.transaction(async (tx, side) => {
+        const rec = await side.resolveReview(id, { by, note: text, at });
+        await tx.appendAudit({
+          actor: by,
+          action: 'review.resolve',
+          subject: id,
+          at,
+          data: {
+            kind: rec.kind,
+            incidentId: rec.incidentId ?? null,
+            unitId: rec.unitId ?? null,
+            note: text,
+          },
+        });
+        await tx.appendEvent({
+          kind: 'review_resolved',
+          actor: by,
+          at,
+          ...(rec.incidentId !== undefined ? { incidentId: rec.incidentId } : {}),
+          ...(rec.unitId !== undefined ? { unitId: rec.unitId } : {}),
+          data: { reviewId: id, reviewKind: rec.kind, note: text },
+        });
+        return rec;
+      });
+      return reviewView(r);
+    } catch (err) {
+      if (isStoreError(err, 'CONFLICT'))
+        throw new ApiError('ALREADY_RESOLVED', `review ${id} is already resolved`);
+      throw toApi(err);
+    }
+  }
+}
+
+export function toReviewEvent(e: StoredEvent): ReviewEvent {
+  const r: ReviewEvent = { id: e.id, t: e.at, kind: e.kind, actor: e.actor, data: e.data };
+  if (e.incidentId !== undefined) r.incidentId = e.incidentId;
+  if (e.unitId !== undefined) r.unitId = e.unitId;
+  if (e.assignmentId !== undefined) r.assignmentId = e.assignmentId;
+  return r;
+}

@@ -1,0 +1,77 @@
+// A transaction that begins at its first statement. A deferred store transaction
+// (src/store/sql-deferred.ts) often sends nothing until its end, and then a single statement,
+// which is atomic on its own: `alone` runs it without BEGIN and COMMIT, one round trip for a
+// whole batch of changes. Anything else begins a real transaction first.
+
+import type { QueryResult, SqlClient } from './sql-client.ts';
+
+class Rollback extends Error {}
+
+export class LazyTx implements SqlClient {
+  readonly inTransaction = true;
+  readonly dialect: SqlClient['dialect'];
+  private opening?: Promise<SqlClient>;
+  private done?: Promise<unknown>;
+  private decide?: (commit: boolean) => void;
+
+  constructor(private readonly root: SqlClient) {
+    this.dialect = root.dialect;
+  }
+
+  get begun(): boolean {
+    return this.opening !== undefined;
+  }
+
+  private begin(): Promise<SqlClient> {
+    this.opening ??= new Promise<SqlClient>((resolve, reject) => {
+      const decided = new Promise<boolean>((r) => {
+        this.decide = r;
+      });
+      this.done = this.root.transaction(async (tx) => {
+        resolve(tx);
+        if (!(await decided)) throw new Rollback();
+      });
+      this.done.catch(reject);
+    });
+    return this.opening;
+  }
+
+  async query<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return (await this.begin()).query<T>(text, params);
+  }
+
+  /** One statement: on its own (autocommit) when nothing began, else inside the transaction. */
+  async alone<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return this.begun ? this.query<T>(text, params) : this.root.query<T>(text, params);
+  }
+
+  async exec(script: string): Promise<void> {
+    await (await this.begin()).exec(script);
+  }
+
+  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    return (await this.begin()).transaction(fn);
+  }
+
+  /** Commits (or rolls back) what began; nothing to do when nothing did. */
+  async end(commit: boolean): Promise<void> {
+    if (!this.opening) return;
+    await this.opening.catch(() => {});
+    this.decide?.(commit);
+    try {
+      await this.done;
+    } catch (err) {
+      if (!(err instanceof Rollback)) throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    throw new Error('close() is not allowed inside a transaction');
+  }
+}

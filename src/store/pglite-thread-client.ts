@@ -1,0 +1,166 @@
+// SqlClient on PGlite running in a worker thread (src/store/pglite-thread.mjs): the embedded
+// mode's database works on the machine's second core while the engine, HTTP and sockets
+// keep the main one. The worker runs one statement at a time in arrival order; a transaction
+// holds a mutex here so that no other caller's statement lands inside it.
+
+import { Worker } from 'node:worker_threads';
+import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts';
+
+interface Reply {
+  id: number;
+  rows?: unknown[];
+  affectedRows?: number;
+  error?: { message: string; code?: string; constraint?: string };
+}
+
+/** A database error as the drivers give it: SQLSTATE in `code`, the violated constraint. */
+class DbError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+    readonly constraint?: string,
+  ) {
+    super(message);
+  }
+}
+
+class Channel {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: Error): void }>();
+  private failed?: Error;
+
+  constructor(private readonly worker: Worker) {
+    worker.on('message', (m: Reply & { ready?: boolean }) => {
+      if (m.ready) return;
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if (m.error) w.reject(new DbError(m.error.message, m.error.code, m.error.constraint));
+      else w.resolve(m);
+    });
+    const fail = (err: Error) => {
+      this.failed = err;
+      for (const w of this.waiting.values()) w.reject(err);
+      this.waiting.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`PGlite worker exited (${code})`)));
+  }
+
+  send(op: 'query' | 'exec' | 'close', sql = '', params?: readonly unknown[]): Promise<Reply> {
+    if (this.failed) return Promise.reject(this.failed);
+    const id = this.next++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, sql, params });
+    });
+  }
+}
+
+const result = <T>(r: Reply): QueryResult<T> => {
+  const rows = (r.rows ?? []) as T[];
+  return { rows, rowCount: r.affectedRows || rows.length };
+};
+
+class ThreadTxClient implements SqlClient {
+  readonly dialect = 'pglite' as const;
+  readonly inTransaction = true;
+  constructor(
+    private readonly ch: Channel,
+    private readonly depth: number,
+  ) {}
+  async query<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return result<T>(await this.ch.send('query', text, params));
+  }
+  async exec(script: string): Promise<void> {
+    await this.ch.send('exec', script);
+  }
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    const inner = new ThreadTxClient(this.ch, this.depth + 1);
+    return withSavepoint(this, this.depth + 1, () => fn(inner));
+  }
+  async close(): Promise<void> {
+    throw new Error('close() is not allowed inside a transaction');
+  }
+}
+
+export class PgliteThreadClient implements SqlClient {
+  readonly dialect = 'pglite' as const;
+  readonly inTransaction = false;
+  /** Tail of the transaction mutex: statements outside a transaction wait for it too. */
+  private lock: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly ch: Channel,
+  ) {}
+
+  static async start(dataDir?: string): Promise<PgliteThreadClient> {
+    const worker = new Worker(new URL('./pglite-thread.mjs', import.meta.url), {
+      workerData: { dataDir },
+      execArgv: [],
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onMsg = (m: { ready?: boolean }) => {
+        if (!m.ready) return;
+        worker.off('message', onMsg);
+        worker.off('error', reject);
+        resolve();
+      };
+      worker.on('message', onMsg);
+      worker.once('error', reject);
+    });
+    return new PgliteThreadClient(worker, new Channel(worker));
+  }
+
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    let release!: () => void;
+    const prev = this.lock;
+    this.lock = new Promise<void>((r) => {
+      release = r;
+    });
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    return this.locked(async () => result<T>(await this.ch.send('query', text, params)));
+  }
+
+  exec(script: string): Promise<void> {
+    return this.locked(async () => {
+      await this.ch.send('exec', script);
+    });
+  }
+
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    return this.locked(async () => {
+      await this.ch.send('query', 'BEGIN');
+      try {
+        const out = await fn(new ThreadTxClient(this.ch, 0));
+        await this.ch.send('query', 'COMMIT');
+        return out;
+      } catch (err) {
+        await this.ch.send('query', 'ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.locked(async () => {
+      await this.ch.send('close').catch(() => {});
+    });
+    await this.worker.terminate();
+  }
+}
