@@ -11,6 +11,12 @@ export interface EngineConfig {
   onSceneFarM: number;
   /** Triggers within this window are coalesced into one decision (default 2 ms). */
   decideDebounceMs: number;
+  /**
+   * A change that asks for a decision (a report, a freed unit…) has it made at the end of its
+   * own batch, so the offer commits with its cause (default true). False: only through the
+   * decisions queue, after the debounce (tests that step decisions themselves).
+   */
+  decideInline: boolean;
   /** Wall-clock budget of one optimiser call; past it the anytime solver returns its best (default 50 ms). */
   decideBudgetMs: number;
   /** A report of the same type within this distance of an open incident … (default 100 m) */
@@ -46,6 +52,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   ackTimeoutOtherS: 60,
   onSceneFarM: 300,
   decideDebounceMs: 2,
+  decideInline: true,
   decideBudgetMs: 50,
   duplicateRadiusM: 100,
   duplicateWindowS: 300,
@@ -70,6 +77,9 @@ export function resolveConfig(c: Partial<EngineConfig> = {}): EngineConfig {
       (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
     ) {
       throw new RangeError(`engine config ${k} must be a finite number ≥ 0, got ${String(v)}`);
+    }
+    if (typeof DEFAULT_ENGINE_CONFIG[k] === 'boolean' && typeof v !== 'boolean') {
+      throw new RangeError(`engine config ${k} must be true or false, got ${String(v)}`);
     }
   }
   return out;

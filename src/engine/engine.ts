@@ -131,6 +131,10 @@ interface Batch {
   /** Changes that failed after writing; their records are re-read if the batch rolls back. */
   failed: Work[];
   poisoned: boolean;
+  /** A decision was asked for by a change of this batch: it runs at the batch's end. */
+  decide?: boolean;
+  /** A decision round already ran in this batch. */
+  decided?: boolean;
 }
 
 export class Engine implements EngineApi {
@@ -221,7 +225,10 @@ export class Engine implements EngineApi {
       this.state = 'new';
       throw err;
     }
-    await this.armAllTimers();
+    // Overdue timers fire now, from the stored deadlines (re-adding their jobs is not enough:
+    // one the last process was running stays locked in Redis until BullMQ's stall check,
+    // 30 s on), the others are re-armed.
+    await this.sweep().catch((e) => this.log('the start-up sweep failed (the periodic one retries)', e));
     this.requestDecision('start');
     // The queue's store came back after a loss (Redis restarted, maybe empty): its delayed
     // timers and a queued decide job may be gone, so sweep now rather than at the next period.
@@ -342,6 +349,16 @@ export class Engine implements EngineApi {
           failure = new BatchPoisoned();
           break;
         }
+      }
+      // A report (or a freed unit…) of this batch asked for a decision: deciding now puts the
+      // offer in the same commit as its cause, one round trip sooner than a separate batch.
+      if (failure === undefined && batch.decide && !batch.decided && this.running) {
+        try {
+          await this.decideRound();
+        } catch (err) {
+          this.log('a decision round failed (the next trigger or the sweep retries)', err);
+        }
+        if (batch.poisoned) failure = new BatchPoisoned();
       }
     } finally {
       this.batch = undefined;
@@ -803,24 +820,10 @@ export class Engine implements EngineApi {
     return !this.mirror.activeFor(inc.id).some((a) => a.status === 'on_scene');
   }
 
-  private async armAllTimers(): Promise<void> {
-    const arms: (() => Promise<void>)[] = [];
-    for (const a of [...this.mirror.assignments.values()]) {
-      if (a.status === 'offered')
-        arms.push(() => this.armAck(a).catch((e) => this.log(`arming ack ${a.id} failed`, e)));
-    }
-    for (const inc of [...this.mirror.incidents.values()]) {
-      if (this.needsTargetTimer(inc))
-        arms.push(() => this.armTarget(inc).catch((e) => this.log(`arming target ${inc.id} failed`, e)));
-    }
-    // A hundred at a time (pipelined), not one round trip each: a restart with thousands of
-    // open incidents must not wait seconds for its timers.
-    for (let i = 0; i < arms.length; i += 100) await Promise.all(arms.slice(i, i + 100).map((arm) => arm()));
-  }
-
   /**
-   * Periodic safety net: fires overdue timers, re-arms missing ones (jobId de-duplication
-   * makes re-adding a present timer a no-op), re-runs a decision when something waits.
+   * Safety net, run at start, every sweepIntervalMs and when the queue reconnects: fires
+   * overdue timers, re-arms missing ones (jobId de-duplication makes re-adding a present
+   * timer a no-op), re-runs a decision when something waits.
    */
   async sweep(): Promise<void> {
     if (!this.running) return;
@@ -911,6 +914,11 @@ export class Engine implements EngineApi {
   /** Asks for a decision (coalesced: at most one pending `decide` job). */
   requestDecision(reason: string, chained = false): void {
     if (!chained) this.chained = 0;
+    const b = this.batch;
+    if (b && !b.decided && this.state === 'running' && this.config.decideInline) {
+      b.decide = true;
+      return;
+    }
     if (this.decisionQueued || this.state !== 'running') return;
     this.decisionQueued = true;
     // The debounce is a local timer, and the job is queued without a delay: BullMQ promotes
@@ -969,6 +977,7 @@ export class Engine implements EngineApi {
 
   private async decideRound(): Promise<void> {
     if (!this.running) return;
+    if (this.batch) this.batch.decided = true;
     const now = this.now();
     const excluded = this.exclusions.active(now);
     const deferred = new Set<string>();
@@ -1399,8 +1408,8 @@ export class Engine implements EngineApi {
             this.mirror.putIncident(r.incident);
             w.createdIncidents.add(r.incident.id);
             w.push([CONSOLES], 'incident:created', () => this.incidentViewById(r.incident.id));
+            this.requestDecision('incident reported');
             w.after(() => {
-              this.requestDecision('incident reported');
               const inc = this.mirror.incidents.get(r.incident.id);
               if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
             });

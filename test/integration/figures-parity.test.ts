@@ -64,6 +64,8 @@ async function playLive(store: Store): Promise<Engine> {
       ackTimeoutS: 30,
       ackTimeoutOtherS: 30,
       sweepIntervalMs: 0,
+      // Decisions when the replay made them (the test steps them), not inline with a report.
+      decideInline: false,
       // Every report is its own incident, as in the replay.
       duplicateRadiusM: 0,
       duplicateWindowS: 0,

@@ -196,7 +196,14 @@ export async function createReal(): Promise<Real> {
     catalog,
     travel: new GreatCircleTravel(),
     // Decisions run only when the model says so; locations are written at once.
-    config: { decideDebounceMs: 0, sweepIntervalMs: 0, locationPublishMs: 0, locationPersistS: 0 },
+    config: {
+      decideDebounceMs: 0,
+      // The model steps decisions itself (its Decide command).
+      decideInline: false,
+      sweepIntervalMs: 0,
+      locationPublishMs: 0,
+      locationPersistS: 0,
+    },
     log: () => {},
   });
   await engine.start();
