@@ -90,8 +90,16 @@ it('(e) opens a replay log and its scenario, scrubs and plays it on the map', as
   expect(await driver.getAttribute('data-status')).toBe('en_route');
   const before = await driver.boundingBox();
   await page.locator('#slider').fill(String(Math.floor(drive.t + drive.etaS - 2)));
-  const after = await driver.boundingBox();
-  expect(before && after && Math.hypot(after.x - before.x, after.y - before.y)).toBeGreaterThan(3);
+  // The map redraws on the next frame: wait for it rather than read the box at once.
+  await expect
+    .poll(
+      async () => {
+        const after = await driver.boundingBox();
+        return before && after ? Math.hypot(after.x - before.x, after.y - before.y) : 0;
+      },
+      { timeout: 5000 },
+    )
+    .toBeGreaterThan(3);
   await page.locator('#slider').fill(String(Math.ceil(drive.t + drive.etaS + 1)));
   expect(await driver.getAttribute('data-status')).toBe('on_scene');
   expect(
