@@ -32,6 +32,8 @@ export class Mirror {
   /** Active assignments by id. */
   readonly assignments = new Map<string, AssignmentRecord>();
   private readonly byUnit = new Map<string, string>();
+  /** Active assignment ids by incident (activeFor runs per open incident on every decision). */
+  private readonly byIncident = new Map<string, Set<string>>();
   /** Why an incident still has open slots, from the last decision. */
   readonly queuedReasons = new Map<string, string>();
 
@@ -40,6 +42,7 @@ export class Mirror {
     this.incidents.clear();
     this.assignments.clear();
     this.byUnit.clear();
+    this.byIncident.clear();
     this.queuedReasons.clear();
     for (const u of s.units) this.units.set(u.id, u);
     for (const i of s.openIncidents) this.incidents.set(i.id, i);
@@ -62,13 +65,28 @@ export class Mirror {
   putAssignment(a: AssignmentRecord): void {
     if (isActiveAssignmentStatus(a.status)) {
       const prev = this.byUnit.get(a.unitId);
-      if (prev !== undefined && prev !== a.id) this.assignments.delete(prev);
+      if (prev !== undefined && prev !== a.id) this.dropAssignment(prev);
       this.assignments.set(a.id, a);
       this.byUnit.set(a.unitId, a.id);
+      let ids = this.byIncident.get(a.incidentId);
+      if (!ids) {
+        ids = new Set();
+        this.byIncident.set(a.incidentId, ids);
+      }
+      ids.add(a.id);
     } else {
-      this.assignments.delete(a.id);
+      this.dropAssignment(a.id);
       if (this.byUnit.get(a.unitId) === a.id) this.byUnit.delete(a.unitId);
     }
+  }
+
+  private dropAssignment(id: string): void {
+    const a = this.assignments.get(id);
+    if (!a) return;
+    this.assignments.delete(id);
+    const ids = this.byIncident.get(a.incidentId);
+    ids?.delete(id);
+    if (ids?.size === 0) this.byIncident.delete(a.incidentId);
   }
 
   activeOfUnit(unitId: string): AssignmentRecord | undefined {
@@ -77,8 +95,13 @@ export class Mirror {
   }
 
   activeFor(incidentId: string): AssignmentRecord[] {
+    const ids = this.byIncident.get(incidentId);
+    if (!ids) return [];
     const out: AssignmentRecord[] = [];
-    for (const a of this.assignments.values()) if (a.incidentId === incidentId) out.push(a);
+    for (const id of ids) {
+      const a = this.assignments.get(id);
+      if (a) out.push(a);
+    }
     return out.sort((x, y) => x.offeredAt - y.offeredAt || (x.id < y.id ? -1 : 1));
   }
 
