@@ -27,6 +27,7 @@ import {
   StoreError,
   UNIT_STATUSES,
   type UnitInput,
+  type UnitRecord,
   type WriteOptions,
 } from './store.ts';
 
@@ -389,4 +390,84 @@ export function applyAssignmentPatch(
   next.version = cur.version + 1;
   next.updatedAt = at;
   return next;
+}
+
+// ---------------------------------------------------------------- records as stored
+// (SqlStore's write-behind and MemoryStore build them alike)
+
+/** The record a unit upsert stores (as the database computes it). */
+export function unitRecord(unit: UnitInput, version: number, createdAt: EpochS, at: EpochS): UnitRecord {
+  const rec: UnitRecord = {
+    id: unit.id,
+    department: unit.department,
+    capabilities: [...unit.capabilities],
+    home: [unit.home[0], unit.home[1]],
+    speedKmh: unit.speedKmh,
+    turnoutS: unit.turnoutS,
+    status: unit.status,
+    payload: jsonNormalise(obj(unit.payload)) as JsonObject,
+    version,
+    createdAt,
+    updatedAt: at,
+  };
+  if (unit.homeArea !== undefined && unit.homeArea !== null) rec.homeArea = unit.homeArea;
+  if (unit.position) rec.position = [unit.position[0], unit.position[1]];
+  if (unit.incidentId !== undefined && unit.incidentId !== null) rec.incidentId = unit.incidentId;
+  if (unit.role !== undefined && unit.role !== null) rec.role = unit.role;
+  if (unit.since !== undefined && unit.since !== null) rec.since = roundMs(unit.since);
+  return rec;
+}
+
+/** The record a new incident stores (as the database computes it). */
+export function newIncidentRecord(
+  id: string,
+  input: NewIncident,
+  now: EpochS,
+  key: string | undefined,
+): IncidentRecord {
+  const rec: IncidentRecord = {
+    id,
+    type: input.type,
+    priority: input.priority,
+    location: [input.location[0], input.location[1]],
+    reportedAt: roundMs(input.reportedAt),
+    status: input.status ?? 'queued',
+    assignedUnitIds: [],
+    payload: obj(input.payload),
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
+  if (input.cell !== undefined && input.cell !== null) rec.cell = input.cell;
+  if (input.area !== undefined && input.area !== null) rec.area = input.area;
+  if (input.targetAt !== undefined && input.targetAt !== null) rec.targetAt = roundMs(input.targetAt);
+  if (key !== undefined) rec.idempotencyKey = key;
+  return rec;
+}
+
+/** The record a new assignment stores (as the database computes it). */
+export function newAssignmentRecord(id: string, input: NewAssignment, at: EpochS): AssignmentRecord {
+  const status = input.status ?? 'offered';
+  const offeredAt = roundMs(input.offeredAt);
+  const rec: AssignmentRecord = {
+    id,
+    incidentId: input.incidentId,
+    unitId: input.unitId,
+    capability: input.capability,
+    status,
+    offeredAt,
+    etaS: input.etaS,
+    crossesJurisdiction: input.crossesJurisdiction ?? false,
+    payload: jsonNormalise(obj(input.payload)) as JsonObject,
+    version: 1,
+    updatedAt: at,
+    ...assignmentStamps({ status: 'offered' }, status, offeredAt),
+  };
+  if (input.ackDeadline !== undefined && input.ackDeadline !== null)
+    rec.ackDeadline = roundMs(input.ackDeadline);
+  if (input.preemptedFrom !== undefined && input.preemptedFrom !== null)
+    rec.preemptedFrom = input.preemptedFrom;
+  if (input.explanation !== undefined)
+    rec.explanation = jsonNormalise(input.explanation) as typeof rec.explanation;
+  return rec;
 }

@@ -17,7 +17,6 @@ import {
   applyAssignmentPatch,
   asList,
   assignmentCreatedWrites,
-  assignmentStamps,
   assignmentUpdatedWrites,
   checkIncidentStatus,
   checkIncidentStatuses,
@@ -26,9 +25,12 @@ import {
   incidentFingerprint,
   incidentPatchWrites,
   incidentStatusWrites,
+  newAssignmentRecord,
   newId,
+  newIncidentRecord,
   obj,
   type SideWrites,
+  unitRecord,
   validateAssignmentPatch,
   validateIncidentPatch,
   validateNewAssignment,
@@ -259,24 +261,7 @@ export class MemoryStore implements Store {
           });
         }
       }
-      const rec: UnitRecord = {
-        id: unit.id,
-        department: unit.department,
-        capabilities: [...unit.capabilities],
-        home: [unit.home[0], unit.home[1]],
-        speedKmh: unit.speedKmh,
-        turnoutS: unit.turnoutS,
-        status: unit.status,
-        payload: obj(unit.payload),
-        version: cur ? cur.version + 1 : 1,
-        createdAt: cur ? cur.createdAt : at,
-        updatedAt: at,
-      };
-      if (unit.homeArea !== undefined && unit.homeArea !== null) rec.homeArea = unit.homeArea;
-      if (unit.position) rec.position = [unit.position[0], unit.position[1]];
-      if (unit.incidentId !== undefined && unit.incidentId !== null) rec.incidentId = unit.incidentId;
-      if (unit.role !== undefined && unit.role !== null) rec.role = unit.role;
-      if (unit.since !== undefined && unit.since !== null) rec.since = roundMs(unit.since);
+      const rec = unitRecord(unit, cur ? cur.version + 1 : 1, cur ? cur.createdAt : at, at);
       tx.setMap(this.db.units, unit.id, rec);
       return clone(rec);
     });
@@ -356,26 +341,8 @@ export class MemoryStore implements Store {
           id,
         });
       }
-      const rec: IncidentRecord = {
-        id,
-        type: input.type,
-        priority: input.priority,
-        location: [input.location[0], input.location[1]],
-        reportedAt: roundMs(input.reportedAt),
-        status: input.status ?? 'queued',
-        assignedUnitIds: [],
-        payload: obj(input.payload),
-        version: 1,
-        createdAt: now,
-        updatedAt: now,
-      };
-      if (input.cell !== undefined && input.cell !== null) rec.cell = input.cell;
-      if (input.area !== undefined && input.area !== null) rec.area = input.area;
-      if (input.targetAt !== undefined && input.targetAt !== null) rec.targetAt = roundMs(input.targetAt);
-      if (key !== undefined) {
-        rec.idempotencyKey = key;
-        tx.setMap(this.db.idempotency, key, { id, fingerprint: fingerprint! });
-      }
+      const rec = newIncidentRecord(id, input, now, key);
+      if (key !== undefined) tx.setMap(this.db.idempotency, key, { id, fingerprint: fingerprint! });
       tx.setMap(this.db.incidents, id, rec);
       this.side(tx, incidentCreatedWrites(rec, { ...opts, at: now }));
       return { incident: clone(rec), created: true };
@@ -535,28 +502,7 @@ export class MemoryStore implements Store {
           activeAssignmentId: busy,
         });
       }
-      const status = input.status ?? 'offered';
-      const offeredAt = roundMs(input.offeredAt);
-      const rec: AssignmentRecord = {
-        id,
-        incidentId: input.incidentId,
-        unitId: input.unitId,
-        capability: input.capability,
-        status,
-        offeredAt,
-        etaS: input.etaS,
-        crossesJurisdiction: input.crossesJurisdiction ?? false,
-        payload: obj(input.payload),
-        version: 1,
-        updatedAt: at,
-        ...assignmentStamps({ status: 'offered' }, status, offeredAt),
-      };
-      if (input.ackDeadline !== undefined && input.ackDeadline !== null)
-        rec.ackDeadline = roundMs(input.ackDeadline);
-      if (input.preemptedFrom !== undefined && input.preemptedFrom !== null)
-        rec.preemptedFrom = input.preemptedFrom;
-      if (input.explanation !== undefined)
-        rec.explanation = jsonNormalise(input.explanation) as typeof rec.explanation;
+      const rec = newAssignmentRecord(id, input, at);
       tx.setMap(this.db.assignments, id, rec);
       tx.setMap(this.db.activeByUnit, input.unitId, id);
       this.side(tx, assignmentCreatedWrites(rec, opts, at));

@@ -19,9 +19,12 @@ import {
   incidentFingerprint,
   incidentPatchWrites,
   incidentStatusWrites,
+  newAssignmentRecord,
   newId,
+  newIncidentRecord,
   obj,
   type SideWrites,
+  unitRecord,
   validateAssignmentPatch,
   validateIncidentPatch,
   validateNewAssignment,
@@ -241,83 +244,6 @@ class GuardFailed extends Error {
 function fillIds(recs: { id: number }[], rows: { id: unknown }[]): void {
   const ids = rows.map((r) => num(r.id)).sort((a, b) => a - b);
   for (let i = 0; i < recs.length; i++) recs[i].id = ids[i];
-}
-
-/** The record a unit upsert stores (as the database computes it). */
-function unitRecord(unit: UnitInput, version: number, createdAt: EpochS, at: EpochS): UnitRecord {
-  const rec: UnitRecord = {
-    id: unit.id,
-    department: unit.department,
-    capabilities: [...unit.capabilities],
-    home: [unit.home[0], unit.home[1]],
-    speedKmh: unit.speedKmh,
-    turnoutS: unit.turnoutS,
-    status: unit.status,
-    payload: jsonNormalise(obj(unit.payload)) as JsonObject,
-    version,
-    createdAt,
-    updatedAt: at,
-  };
-  if (unit.homeArea !== undefined && unit.homeArea !== null) rec.homeArea = unit.homeArea;
-  if (unit.position) rec.position = [unit.position[0], unit.position[1]];
-  if (unit.incidentId !== undefined && unit.incidentId !== null) rec.incidentId = unit.incidentId;
-  if (unit.role !== undefined && unit.role !== null) rec.role = unit.role;
-  if (unit.since !== undefined && unit.since !== null) rec.since = roundMs(unit.since);
-  return rec;
-}
-
-/** The record a new incident stores (as the database computes it). */
-function newIncidentRecord(
-  id: string,
-  input: NewIncident,
-  now: EpochS,
-  key: string | undefined,
-): IncidentRecord {
-  const rec: IncidentRecord = {
-    id,
-    type: input.type,
-    priority: input.priority,
-    location: [input.location[0], input.location[1]],
-    reportedAt: roundMs(input.reportedAt),
-    status: input.status ?? 'queued',
-    assignedUnitIds: [],
-    payload: obj(input.payload),
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-  };
-  if (input.cell !== undefined && input.cell !== null) rec.cell = input.cell;
-  if (input.area !== undefined && input.area !== null) rec.area = input.area;
-  if (input.targetAt !== undefined && input.targetAt !== null) rec.targetAt = roundMs(input.targetAt);
-  if (key !== undefined) rec.idempotencyKey = key;
-  return rec;
-}
-
-/** The record a new assignment stores (as the database computes it). */
-function newAssignmentRecord(id: string, input: NewAssignment, at: EpochS): AssignmentRecord {
-  const status = input.status ?? 'offered';
-  const offeredAt = roundMs(input.offeredAt);
-  const rec: AssignmentRecord = {
-    id,
-    incidentId: input.incidentId,
-    unitId: input.unitId,
-    capability: input.capability,
-    status,
-    offeredAt,
-    etaS: input.etaS,
-    crossesJurisdiction: input.crossesJurisdiction ?? false,
-    payload: jsonNormalise(obj(input.payload)) as JsonObject,
-    version: 1,
-    updatedAt: at,
-    ...assignmentStamps({ status: 'offered' }, status, offeredAt),
-  };
-  if (input.ackDeadline !== undefined && input.ackDeadline !== null)
-    rec.ackDeadline = roundMs(input.ackDeadline);
-  if (input.preemptedFrom !== undefined && input.preemptedFrom !== null)
-    rec.preemptedFrom = input.preemptedFrom;
-  if (input.explanation !== undefined)
-    rec.explanation = jsonNormalise(input.explanation) as typeof rec.explanation;
-  return rec;
 }
 
 export interface SqlStoreOptions extends StoreOptions {
