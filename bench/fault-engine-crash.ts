@@ -1,6 +1,6 @@
 // `npx tsx bench/fault-engine-crash.ts [--mode services|embedded] [--rate 500] [--duration 30]
 //                                      [--units 1000] [--silent 50] [--hold 0] [--ack-timeout 5]
-//                                      [--seed 1] [--json]`
+//                                      [--engine-config JSON] [--seed 1] [--json]`
 //
 // Long version of test/fault/engine-crash.test.ts (issue #6 item 1): `dispatch serve` (default
 // services mode: a PostgreSQL database and a BullMQ prefix of its own on DATABASE_URL's server
@@ -13,9 +13,11 @@
 // spawn and from /healthz 200), socket gaps / duplicate / missed offers. The scenario itself
 // is test/fault/crash-scenario.ts. Exit code 1 when an invariant broke (lost, duplicate,
 // double-booked, never assigned, a pending offer not timed out and re-offered, a socket gap).
+// `--engine-config '{"decideInline":false}'` merges engine tunables (src/engine/config.ts).
 
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { EngineConfig } from '../src/engine/config.ts';
 import { crashFigures, runEngineCrash } from '../test/fault/crash-scenario.ts';
 import { cleanupAll, figures } from '../test/fault/harness.ts';
 
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     silent: { type: 'string', default: '50' },
     hold: { type: 'string', default: '0' },
     'ack-timeout': { type: 'string', default: '5' },
+    'engine-config': { type: 'string', default: '{}' },
     seed: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
@@ -59,7 +62,12 @@ try {
     rate: num('rate'),
     preKillMs: num('duration') * 1000,
     postRestartMs: 5000,
-    engineConfig: { ackTimeoutS, ackTimeoutOtherS: ackTimeoutS, sweepIntervalMs: 1000 },
+    engineConfig: {
+      ackTimeoutS,
+      ackTimeoutOtherS: ackTimeoutS,
+      sweepIntervalMs: 1000,
+      ...(JSON.parse(values['engine-config'] ?? '{}') as Partial<EngineConfig>),
+    },
     seed: num('seed'),
     drainTimeoutMs: 30 * 60_000,
     drainStallMs: 120_000,
