@@ -19,9 +19,13 @@ export interface LeaderLeaseOptions {
   redis: Redis;
   /** Redis key of the leader's address (use the queue prefix: one cluster per prefix). */
   addressKey: string;
-  /** This node's id and the address followers forward to. */
+  /**
+   * This node's id and the address followers forward to. The address may come later
+   * (setUrl): a restarted node takes the lease and starts its core before it listens, so that
+   * its first decision does not wait behind a thousand reconnecting clients.
+   */
   nodeId: string;
-  url: string;
+  url?: string;
   /** Poll and refresh period (default 500 ms). */
   pollMs?: number;
   /** Called once when this node becomes leader (start the core here). */
@@ -44,7 +48,18 @@ export class LeaderLease {
   private busy = false;
   private cachedLeader?: LeaderInfo;
 
-  constructor(private readonly o: LeaderLeaseOptions) {}
+  private url: string | undefined;
+
+  constructor(private readonly o: LeaderLeaseOptions) {
+    this.url = o.url;
+  }
+
+  /** Sets the address followers forward to (advertised at once when leading). */
+  async setUrl(url: string): Promise<void> {
+    this.url = url;
+    if (this.leading)
+      await this.advertise().catch((err) => this.o.log?.('leader lease: advertising failed', err));
+  }
 
   get isLeader(): boolean {
     return this.leading;
@@ -52,7 +67,7 @@ export class LeaderLease {
 
   /** The current leader's address as last read (this node's own when leading). */
   get leader(): LeaderInfo | undefined {
-    return this.leading ? { nodeId: this.o.nodeId, url: this.o.url } : this.cachedLeader;
+    return this.leading ? { nodeId: this.o.nodeId, url: this.url ?? '' } : this.cachedLeader;
   }
 
   async start(): Promise<void> {
@@ -117,10 +132,11 @@ export class LeaderLease {
   }
 
   private async advertise(): Promise<void> {
+    if (this.url === undefined) return;
     const ttl = Math.max(2000, (this.o.pollMs ?? 500) * 6);
     await this.o.redis.set(
       this.o.addressKey,
-      JSON.stringify({ nodeId: this.o.nodeId, url: this.o.url }),
+      JSON.stringify({ nodeId: this.o.nodeId, url: this.url }),
       'PX',
       ttl,
     );

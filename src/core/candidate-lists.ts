@@ -120,7 +120,7 @@ export function listFor(
   let restCost = NONE_LEFT;
   let len = 0;
   for (const pool of pools(r, input)) {
-    const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
+    const filter = pool === 'preempt' || r.excluded ? (c: Column) => eligible(r, c) : undefined;
     const n = index.nearestInto(r.capability, pool, r.incident.location, k, ctx.travel, filter);
     len += addFound(r, n, NONE_LEFT, input, store);
     restCost = Math.min(restCost, boundCost(r, index.restLowerBoundS, options.maxEtaS));
@@ -152,7 +152,7 @@ export function widenFor(r: Row, price: number, input: PassInput, store: Candida
   let len = 0;
   let restCost = cut;
   for (const pool of pools(r, input)) {
-    const filter = pool === 'preempt' ? (c: Column) => eligible(r, c) : undefined;
+    const filter = pool === 'preempt' || r.excluded ? (c: Column) => eligible(r, c) : undefined;
     const n = index.reachableInto(r.capability, pool, r.incident.location, needEta, ctx.travel, filter);
     len += addFound(r, n, cut, input, store);
     restCost = Math.min(restCost, boundCost(r, index.restLowerBoundS, options.maxEtaS));

@@ -8,6 +8,7 @@ import type {
   AssignmentDecision,
   Decision,
   SolverStats,
+  UnservedCode,
   UnservedSlot,
 } from './types.ts';
 
@@ -70,20 +71,29 @@ function altReason(alt: Candidate, chosen: Candidate, takenBy: TakenBy, self: Ro
   return reason;
 }
 
-function unservedReason(r: Row, cands: Candidate[], takenBy: TakenBy, total: number): string {
-  if (total === 0) return `no unit with capability ${r.capability} exists`;
+type Why = { code: UnservedCode; reason: string };
+
+function unservedReason(r: Row, cands: Candidate[], takenBy: TakenBy, total: number): Why {
+  if (total === 0)
+    return { code: 'no_capable_unit', reason: `no unit with capability ${r.capability} exists` };
   if (cands.length === 0)
-    return `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`;
+    return {
+      code: 'none_in_reach',
+      reason: `no free ${r.capability} unit within reach (${total} capable, all busy or too far)`,
+    };
   const holders = new Set<string>();
   for (const c of cands) {
     const o = takenBy[c.col.index];
     if (o) holders.add(`${o.incident.id} (P${o.priority})`);
   }
   if (r.group >= 0)
-    return `joint force not complete: all ${Object.keys(r.type.requires).join('+')} units or none`;
+    return {
+      code: 'joint_incomplete',
+      reason: `joint force not complete: all ${Object.keys(r.type.requires).join('+')} units or none`,
+    };
   return holders.size > 0
-    ? `capable units reserved for ${[...holders].slice(0, 3).join(', ')}`
-    : `no free ${r.capability} unit within reach`;
+    ? { code: 'reserved', reason: `capable units reserved for ${[...holders].slice(0, 3).join(', ')}` }
+    : { code: 'none_in_reach', reason: `no free ${r.capability} unit within reach` };
 }
 
 const earlier = (a: Candidate, b: Candidate): boolean =>
@@ -104,7 +114,7 @@ export function assemble(solved: Solved, now: number, altCount: number, horizonS
   const assignments: AssignmentDecision[] = [];
   const unserved: UnservedSlot[] = [];
   const preemptions: Decision['preemptions'] = [];
-  const noCandidateReason = new Map<string, string>();
+  const noCandidateReason = new Map<string, Why>();
   rows.forEach((r, i) => {
     const c = chosen[i];
     const cands = candidates[i] ?? [];
@@ -112,15 +122,20 @@ export function assemble(solved: Solved, now: number, altCount: number, horizonS
       objective.unservedWeight += r.weight;
       objective.weightedLateS += r.weight * unservedLateS(r.slackS, horizonS);
       // Slots with no candidate at all share one reason per capability (backlogs have thousands).
-      let reason: string;
+      let why: Why | undefined;
       if (cands.length === 0 && r.group < 0) {
-        reason = noCandidateReason.get(r.capability) ?? '';
-        if (!reason) {
-          reason = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
-          noCandidateReason.set(r.capability, reason);
+        why = noCandidateReason.get(r.capability);
+        if (!why) {
+          why = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
+          noCandidateReason.set(r.capability, why);
         }
-      } else reason = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
-      unserved.push({ incidentId: r.incident.id, capability: r.capability, reason });
+      } else why = unservedReason(r, cands, takenBy, solved.capableTotal(r.capability));
+      unserved.push({
+        incidentId: r.incident.id,
+        capability: r.capability,
+        code: why.code,
+        reason: why.reason,
+      });
       return;
     }
     addServed(objective, r.weight, c.etaS, r.slackS);

@@ -22,6 +22,8 @@ export interface Row {
   unservedCost: number;
   /** All-or-nothing group (incident index) or -1. */
   group: number;
+  /** Units this slot must not get (the incident's excludedUnitIds), or undefined. */
+  excluded: ReadonlySet<string> | undefined;
 }
 
 /** A unit that may be sent: free, or (for pre-emption) bound for a lower-priority incident. */
@@ -84,6 +86,7 @@ export function buildRows(
     const weight = PRIORITY_WEIGHT[priority];
     const byCap = committed.get(inc.id);
     const g = type.allOrNothing ? group++ : -1;
+    const excluded = inc.excludedUnitIds?.length ? new Set(inc.excludedUnitIds) : undefined;
     let caps = capsOf.get(type);
     if (!caps) {
       caps = Object.keys(type.requires).sort();
@@ -104,6 +107,7 @@ export function buildRows(
           slackS,
           unservedCost: unservedCost(weight, slackS, horizonS),
           group: g,
+          excluded,
         });
       }
     }
@@ -157,9 +161,13 @@ function byUnitId(units: Unit[]): Unit[] {
   return units;
 }
 
-/** Whether column c may serve row r: capability, and pre-emption only for higher-priority immediate work. */
+/**
+ * Whether column c may serve row r: capability, not excluded from the incident, and
+ * pre-emption only for higher-priority immediate work.
+ */
 export function eligible(r: Row, c: Column): boolean {
   if (!c.unit.capabilities.includes(r.capability)) return false;
+  if (r.excluded?.has(c.unit.id)) return false;
   if (!c.boundFor) return true;
   return r.immediate && c.boundFor.id !== r.incident.id && r.priority < (c.boundPriority ?? 4);
 }

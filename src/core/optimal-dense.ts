@@ -45,7 +45,7 @@ export function solveAllDense(
       const members = index.distanceEstimates(r.capability, pool, r.incident.location, est);
       for (let id = 0; id < members.length; id++) {
         const c = members[id];
-        if (pool === 'preempt' && !eligible(r, c)) continue;
+        if ((pool === 'preempt' || r.excluded) && !eligible(r, c)) continue;
         // A cost depends on the ETA only through its rounding (and the ETA cap), so the exact
         // great-circle distance is needed only where the estimate's error band straddles a
         // rounding or cap boundary, or the unit may be among the nearest kept.

@@ -74,6 +74,11 @@ export interface Incident {
   priority?: Priority;
   /** Units currently committed to this incident (offered, en route or on scene). */
   assignedUnitIds?: string[];
+  /**
+   * Units that must not be sent to this incident (they declined it or let its offer lapse, and
+   * the caller's exclusion window is still open). Never a candidate for it, not even by pre-emption.
+   */
+  excludedUnitIds?: string[];
 }
 
 /** Everything the optimiser needs to decide; the caller owns it and applies decisions. */
@@ -115,9 +120,13 @@ export interface PreemptionDecision {
   toIncidentId: string;
 }
 
+/** Why a slot waits, as a stable code (the reason's words carry the details). */
+export type UnservedCode = 'no_capable_unit' | 'none_in_reach' | 'reserved' | 'joint_incomplete';
+
 export interface UnservedSlot {
   incidentId: string;
   capability: Capability;
+  code: UnservedCode;
   /** Why nobody was sent: no capable unit at all, none free, all reserved for higher priority. */
   reason: string;
 }

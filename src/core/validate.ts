@@ -170,13 +170,16 @@ function isCleanIncident(o: Record<string, unknown>, catalog: CatalogIndex): boo
   ) {
     return false;
   }
-  const ids = o.assignedUnitIds;
-  if (ids !== undefined) {
-    if (!Array.isArray(ids)) return false;
-    for (let i = 0; i < ids.length; i++) {
-      if (!isText(ids[i])) return false;
-      for (let j = 0; j < i; j++) if (ids[j] === ids[i]) return false;
-    }
+  return isCleanIdList(o.assignedUnitIds) && isCleanIdList(o.excludedUnitIds);
+}
+
+/** Absent, or an array of distinct non-empty strings (short lists: the quadratic check is cheap). */
+function isCleanIdList(ids: unknown): boolean {
+  if (ids === undefined) return true;
+  if (!Array.isArray(ids)) return false;
+  for (let i = 0; i < ids.length; i++) {
+    if (!isText(ids[i])) return false;
+    for (let j = 0; j < i; j++) if (ids[j] === ids[i]) return false;
   }
   return true;
 }
@@ -202,14 +205,17 @@ function validateIncident(raw: unknown, catalog: CatalogIndex, path: string): In
   if (o.cell !== undefined) incident.cell = requireString(o.cell, `${path}.cell`);
   if (o.area !== undefined) incident.area = requireString(o.area, `${path}.area`);
   if (o.priority !== undefined) incident.priority = requirePriority(o.priority, `${path}.priority`);
-  if (o.assignedUnitIds !== undefined) {
-    const ids = requireArray(o.assignedUnitIds, `${path}.assignedUnitIds`);
-    incident.assignedUnitIds = ids.map((u, j) => requireString(u, `${path}.assignedUnitIds[${j}]`));
-    if (new Set(incident.assignedUnitIds).size !== ids.length) {
-      throw invalid(`${path}.assignedUnitIds`, 'lists a unit twice');
-    }
-  }
+  if (o.assignedUnitIds !== undefined)
+    incident.assignedUnitIds = requireIdList(o.assignedUnitIds, `${path}.assignedUnitIds`);
+  if (o.excludedUnitIds !== undefined)
+    incident.excludedUnitIds = requireIdList(o.excludedUnitIds, `${path}.excludedUnitIds`);
   return incident;
+}
+
+function requireIdList(raw: unknown, path: string): string[] {
+  const ids = requireArray(raw, path).map((u, j) => requireString(u, `${path}[${j}]`));
+  if (new Set(ids).size !== ids.length) throw invalid(path, 'lists a unit twice');
+  return ids;
 }
 
 /**

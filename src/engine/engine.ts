@@ -28,7 +28,7 @@ import { fmtS } from '../core/decision.ts';
 import { routeDuty } from '../core/duties.ts';
 import { haversineM } from '../core/geo.ts';
 import { optimalPolicy } from '../core/policies.ts';
-import type { DispatchOptions, DispatchPolicy } from '../core/policy.ts';
+import type { DispatchPolicy } from '../core/policy.ts';
 import type { TravelTimes } from '../core/ports.ts';
 import type {
   AssignmentDecision,
@@ -38,6 +38,7 @@ import type {
   LonLat,
   Priority,
   UnitStatus,
+  UnservedCode,
 } from '../core/types.ts';
 import { ApiError } from '../server/errors.ts';
 import type { AlertView, AssignmentView, IncidentView, OfferView, UnitView } from '../shared/events.ts';
@@ -62,12 +63,13 @@ import type {
   UnitUpsertInput,
 } from './api.ts';
 import { type EngineConfig, resolveConfig } from './config.ts';
-import { breaksExclusion, Exclusions, offendingIncidents } from './decide.ts';
 import { checkLonLat, checkText, invalidField, parseIsoTime, toApi } from './errors.ts';
+import { Exclusions } from './exclusions.ts';
 import { ackJobId, JOBS, QUEUES, targetJobId } from './jobs.ts';
 import { checkGroupBy, liveKpis, resolveWindow } from './kpis.ts';
 import { BatchLane, type LaneTask } from './lane.ts';
 import { Mirror, unitStatusFor } from './mirror.ts';
+import { NonResponses } from './non-responses.ts';
 import type { Clock, JobQueue, Publisher, Recipient } from './ports.ts';
 import { assignmentView, incidentView, iso, timelineEntry, unitView } from './views.ts';
 import { checkCallback } from './webhooks.ts';
@@ -142,6 +144,7 @@ export class Engine implements EngineApi {
   readonly mirror = new Mirror();
   readonly alerts = new AlertBook();
   readonly exclusions = new Exclusions();
+  private readonly nonResponses = new NonResponses();
   private readonly store: Store;
   private readonly queue: JobQueue;
   private readonly publisher: Publisher;
@@ -164,6 +167,8 @@ export class Engine implements EngineApi {
   private chained = 0;
   private sweepTimer?: NodeJS.Timeout;
   private debounceTimer?: NodeJS.Timeout;
+  /** The last decision round: when it ended and how long it took (performance.now() ms). */
+  private lastRound = { end: 0, ms: 0 };
   /** decideSeq of the `decide` request pending at the previous sweep (-1: none). */
   private decideAtLastSweep = -1;
   private offReconnect?: () => void;
@@ -228,7 +233,11 @@ export class Engine implements EngineApi {
     // Overdue timers fire now, from the stored deadlines (re-adding their jobs is not enough:
     // one the last process was running stays locked in Redis until BullMQ's stall check,
     // 30 s on), the others are re-armed.
-    await this.sweep().catch((e) => this.log('the start-up sweep failed (the periodic one retries)', e));
+    // Re-arming thousands of future timers takes seconds of Redis round trips: it goes on in
+    // the background, so the engine serves (and decides) at once.
+    await this.sweep({ rearmInBackground: true }).catch((e) =>
+      this.log('the start-up sweep failed (the periodic one retries)', e),
+    );
     this.requestDecision('start');
     // The queue's store came back after a loss (Redis restarted, maybe empty): its delayed
     // timers and a queued decide job may be gone, so sweep now rather than at the next period.
@@ -513,7 +522,7 @@ export class Engine implements EngineApi {
       rec,
       this.catalog,
       this.mirror.assignedUnitIds(rec.id),
-      this.mirror.queuedReasons.get(rec.id),
+      this.mirror.queuedReasons.get(rec.id)?.text,
     );
   }
 
@@ -742,11 +751,22 @@ export class Engine implements EngineApi {
     w.after(() => this.alerts.add(rec));
   }
 
+  /**
+   * The unit refused the incident (declined, or let the offer lapse): it is not offered it
+   * again for a while. In force at once, so a decision in the same batch already honours it;
+   * undone if the change rolls back.
+   */
+  private exclude(w: Work, incidentId: string, unitId: string): void {
+    const prev = this.exclusions.add(incidentId, unitId, w.at + this.config.declineExcludeS);
+    w.onRollback(() => this.exclusions.restore(incidentId, unitId, prev));
+  }
+
   /** Counts the unit's declines and missed acks in the window; raises repeated_non_response. */
   private async countNonResponse(w: Work, unitId: string): Promise<void> {
     const since = w.at - this.config.nonResponseWindowS;
-    const list = await w.tx.listAssignments({ unitId, status: ['declined', 'timed_out'], limit: 100_000 });
-    const n = list.filter((a) => (a.endedAt ?? a.updatedAt) >= since).length;
+    this.nonResponses.add(unitId, w.at);
+    w.onRollback(() => this.nonResponses.remove(unitId, w.at));
+    const n = this.nonResponses.count(unitId, since);
     if (n < this.config.nonResponseThreshold) return;
     const last = this.alerts.latest('repeated_non_response', unitId);
     if (last && Date.parse(last.at) / 1000 >= since) return;
@@ -825,7 +845,7 @@ export class Engine implements EngineApi {
    * overdue timers, re-arms missing ones (jobId de-duplication makes re-adding a present
    * timer a no-op), re-runs a decision when something waits.
    */
-  async sweep(): Promise<void> {
+  async sweep(opts: { rearmInBackground?: boolean } = {}): Promise<void> {
     if (!this.running) return;
     // A queued `decide` job can be lost with the queue's store (Redis restarted empty): its
     // request would stay pending for ever and no decision would run again. One still pending
@@ -856,8 +876,13 @@ export class Engine implements EngineApi {
       (i) => i.status === 'queued' || this.mirror.queuedReasons.has(i.id),
     );
     if (waiting) this.requestDecision('sweep');
-    for (let i = 0; i < rearm.length; i += 100)
-      await Promise.all(rearm.slice(i, i + 100).map((arm) => arm()));
+    const rearmAll = async () => {
+      for (let i = 0; i < rearm.length; i += 100)
+        await Promise.all(rearm.slice(i, i + 100).map((arm) => arm()));
+    };
+    if (opts.rearmInBackground)
+      this.track(rearmAll().catch((e) => this.log('re-arming timers failed (the next sweep retries)', e)));
+    else await rearmAll();
     if (failed) throw failed.reason;
   }
 
@@ -891,21 +916,20 @@ export class Engine implements EngineApi {
 
   private async rebuildExclusions(): Promise<void> {
     const now = this.now();
-    const incidents = [...this.mirror.incidents.values()];
-    // Several lookups in flight (the pool's connections), not one round trip after another.
-    for (let i = 0; i < incidents.length; i += 16) {
-      await Promise.all(
-        incidents.slice(i, i + 16).map(async (inc) => {
-          const refused = await this.store.listAssignments({
-            incidentId: inc.id,
-            status: ['declined', 'timed_out'],
-          });
-          for (const a of refused) {
-            const until = (a.endedAt ?? a.updatedAt) + this.config.declineExcludeS;
-            if (until > now) this.exclusions.add(inc.id, a.unitId, until);
-          }
-        }),
-      );
+    // One query: every refusal recent enough to still exclude its unit from the incident, or
+    // to count towards the unit's non-responses.
+    const refused = await this.store.listAssignments({
+      status: ['declined', 'timed_out'],
+      endedSince: now - Math.max(this.config.declineExcludeS, this.config.nonResponseWindowS),
+      limit: 100_000,
+    });
+    this.nonResponses.clear();
+    for (const a of refused) {
+      const ended = a.endedAt ?? a.updatedAt;
+      if (ended >= now - this.config.nonResponseWindowS) this.nonResponses.add(a.unitId, ended);
+      if (!this.mirror.incidents.has(a.incidentId)) continue;
+      const until = ended + this.config.declineExcludeS;
+      if (until > now) this.exclusions.add(a.incidentId, a.unitId, until);
     }
   }
 
@@ -915,7 +939,11 @@ export class Engine implements EngineApi {
   requestDecision(reason: string, chained = false): void {
     if (!chained) this.chained = 0;
     const b = this.batch;
-    if (b && !b.decided && this.state === 'running' && this.config.decideInline) {
+    // Inline only while decisions take at most half the lane's time: with a backlog of
+    // thousands a round costs milliseconds, and one per batch would starve the changes
+    // themselves; then rounds go through the queue, spaced by the last round's duration.
+    const busy = performance.now() - this.lastRound.end < this.lastRound.ms;
+    if (b && !b.decided && this.state === 'running' && this.config.decideInline && !busy) {
       b.decide = true;
       return;
     }
@@ -941,8 +969,8 @@ export class Engine implements EngineApi {
           this.log('queueing a decision failed (the sweep retries)', err);
         });
     };
-    if (this.config.decideDebounceMs > 0)
-      this.debounceTimer = setTimeout(enqueue, this.config.decideDebounceMs);
+    const wait = Math.max(this.config.decideDebounceMs, busy ? this.lastRound.ms : 0);
+    if (wait > 0) this.debounceTimer = setTimeout(enqueue, wait);
     else enqueue();
   }
 
@@ -953,19 +981,18 @@ export class Engine implements EngineApi {
     await this.lane.run(() => this.decideRound());
   }
 
-  private solve(
-    now: number,
-    opts: { skipIncidents?: ReadonlySet<string>; hideFreeUnits?: ReadonlySet<string> },
-    override?: Partial<DispatchOptions>,
-  ): Decision | null {
-    const state = this.mirror.dispatchState({ ...opts, knownType: (t) => this.catalog.get(t) !== undefined });
+  private solve(now: number): Decision | null {
+    const state = this.mirror.dispatchState({
+      excluded: this.exclusions.active(now),
+      knownType: (t) => this.catalog.get(t) !== undefined,
+    });
     if (state.incidents.length === 0) return null;
     const t0 = performance.now();
     const end = t0 + this.config.decideBudgetMs;
     const d = this.policy.decide(state, now, {
       catalog: this.catalog,
       travel: this.travel,
-      ...(this.config.dispatch || override ? { options: { ...this.config.dispatch, ...override } } : {}),
+      ...(this.config.dispatch ? { options: this.config.dispatch } : {}),
       budget: { expired: () => performance.now() > end },
     });
     const ms = performance.now() - t0;
@@ -975,51 +1002,22 @@ export class Engine implements EngineApi {
     return d;
   }
 
+  /**
+   * One decision over every open incident. Units excluded from an incident (a decline, a missed
+   * acknowledgement) are handed to the core with it, which never sends them there.
+   */
   private async decideRound(): Promise<void> {
     if (!this.running) return;
     if (this.batch) this.batch.decided = true;
+    const t0 = performance.now();
     const now = this.now();
-    const excluded = this.exclusions.active(now);
-    const deferred = new Set<string>();
-    let d = this.solve(now, { skipIncidents: deferred });
-    // Each round defers at least one more incident, so this ends; a fixed cap could apply a
-    // plan whose excluded moves are dropped, leaving a free unit idle beside a waiting slot.
-    for (let i = 0; i <= this.mirror.incidents.size && d; i++) {
-      const bad = offendingIncidents(d.assignments, excluded);
-      if (bad.length === 0) break;
-      for (const id of bad) deferred.add(id);
-      d = this.solve(now, { skipIncidents: deferred });
-    }
-    const decisions: Decision[] = [];
+    const d = this.solve(now);
     let stale = false;
-    if (d) {
-      decisions.push(d);
-      stale = (await this.applyDecision(d, excluded, deferred)) || stale;
-    }
-    const order = [...deferred]
-      .map((id) => this.mirror.incidents.get(id))
-      .filter((i): i is IncidentRecord => !!i)
-      .sort((a, b) => a.priority - b.priority || a.reportedAt - b.reportedAt);
-    for (const inc of order) {
-      const skip = new Set(deferred);
-      skip.delete(inc.id);
-      let d2 = this.solve(now, { skipIncidents: skip, hideFreeUnits: excluded.get(inc.id) });
-      if (d2?.assignments.some((a) => a.incidentId === inc.id && breaksExclusion(a, excluded))) {
-        // Its plan pre-empts a unit it must not get (that move would be dropped, leaving it
-        // waiting beside a free unit): serve it alone, from free units it may get.
-        const others = new Set([...this.mirror.incidents.keys()].filter((id) => id !== inc.id));
-        d2 = this.solve(
-          now,
-          { skipIncidents: others, hideFreeUnits: excluded.get(inc.id) },
-          { preemption: false },
-        );
-      }
-      if (!d2) continue;
-      decisions.push(d2);
-      stale = (await this.applyDecision(d2, excluded, skip)) || stale;
-    }
+    if (d) stale = await this.applyDecision(d);
     this.decisions++;
-    await this.recordDecision(now, decisions);
+    await this.recordDecision(now, d ? [d] : []);
+    const t1 = performance.now();
+    this.lastRound = { end: t1, ms: t1 - t0 };
     if (stale && this.chained < this.config.maxChainedRedecides) {
       this.chained++;
       this.requestDecision('stale mirror', true);
@@ -1051,16 +1049,12 @@ export class Engine implements EngineApi {
   }
 
   /** Applies one decision; returns true when something was stale (a re-decision is due). */
-  private async applyDecision(
-    d: Decision,
-    excluded: ReadonlyMap<string, ReadonlySet<string>>,
-    skipped: ReadonlySet<string>,
-  ): Promise<boolean> {
+  private async applyDecision(d: Decision): Promise<boolean> {
     let stale = false;
     /** Incidents left by a pre-emption that did not happen: their re-serving is dropped too. */
     const dropped = new Set<string>();
     for (const a of d.assignments) {
-      if (breaksExclusion(a, excluded) || dropped.has(a.incidentId)) {
+      if (dropped.has(a.incidentId)) {
         if (a.preemptedFrom) dropped.add(a.preemptedFrom);
         continue;
       }
@@ -1070,7 +1064,7 @@ export class Engine implements EngineApi {
         if (a.preemptedFrom) dropped.add(a.preemptedFrom);
       }
     }
-    await this.applyUnserved(d, skipped);
+    await this.applyUnserved(d);
     return stale;
   }
 
@@ -1158,22 +1152,39 @@ export class Engine implements EngineApi {
     return rec;
   }
 
-  private async applyUnserved(d: Decision, skipped: ReadonlySet<string>): Promise<void> {
-    const reasons = new Map<string, string[]>();
+  /**
+   * Records why incidents wait. Consoles hear it again only when the kind of reason changes,
+   * per capability: no such unit exists, none free for it (none in reach, or reserved for
+   * other incidents: these two swap with every unit freed or taken), or its joint force is
+   * incomplete. The words name the incidents holding the units and change with nearly every
+   * decision; pushing each change sent a backlog of thousands to every console on every
+   * decision. The latest words are always in the incident's view (GET /v1/incidents/:id).
+   */
+  private async applyUnserved(d: Decision): Promise<void> {
+    const reasons = new Map<string, { texts: string[]; keys: string[] }>();
     for (const s of d.unserved) {
-      const l = reasons.get(s.incidentId) ?? [];
-      l.push(`${s.capability}: ${s.reason}`);
-      reasons.set(s.incidentId, l);
+      let l = reasons.get(s.incidentId);
+      if (!l) {
+        l = { texts: [], keys: [] };
+        reasons.set(s.incidentId, l);
+      }
+      l.texts.push(`${s.capability}: ${s.reason}`);
+      l.keys.push(`${s.capability}:${PUSHED_KIND[s.code]}`);
     }
     const changed: string[] = [];
     const alerts: NewAlert[] = [];
     for (const inc of this.mirror.incidents.values()) {
-      if (skipped.has(inc.id) || inc.status === 'resolved') continue;
+      if (inc.status === 'resolved') continue;
       const r = reasons.get(inc.id);
-      const reason = r ? [...new Set(r)].join('; ') : undefined;
-      if (reason !== this.mirror.queuedReasons.get(inc.id)) {
-        if (reason === undefined) this.mirror.queuedReasons.delete(inc.id);
-        else this.mirror.queuedReasons.set(inc.id, reason);
+      const prev = this.mirror.queuedReasons.get(inc.id);
+      let reason: string | undefined;
+      if (r) {
+        reason = [...new Set(r.texts)].join('; ');
+        const key = [...new Set(r.keys)].join(',');
+        this.mirror.queuedReasons.set(inc.id, { text: reason, key });
+        if (prev?.key !== key) changed.push(inc.id);
+      } else if (prev) {
+        this.mirror.queuedReasons.delete(inc.id);
         changed.push(inc.id);
       }
       if (reason !== undefined && this.isImmediate(inc) && !this.alerts.has(`no_capable_unit:${inc.id}`)) {
@@ -1252,10 +1263,8 @@ export class Engine implements EngineApi {
           unitId: a.unitId,
         });
         await this.countNonResponse(w, a.unitId);
-        w.after(() => {
-          this.exclusions.add(a.incidentId, a.unitId, w.at + this.config.declineExcludeS);
-          this.requestDecision('ack timeout');
-        });
+        this.exclude(w, a.incidentId, a.unitId);
+        this.requestDecision('ack timeout');
       });
     });
   }
@@ -1710,6 +1719,21 @@ export class Engine implements EngineApi {
       if (active && status !== undefined && status !== 'out_of_service') {
         throw new ApiError('INVALID_TRANSITION', `unit ${id} has an active assignment (${active.status})`);
       }
+      // The same registration again (every restart re-applies the district file): nothing to
+      // write, audit or decide.
+      if (
+        cur &&
+        (status === undefined || status === cur.status) &&
+        cur.department === department &&
+        sameList(cur.capabilities, capabilities) &&
+        cur.home[0] === home[0] &&
+        cur.home[1] === home[1] &&
+        cur.homeArea === homeArea &&
+        cur.speedKmh === input.speedKmh &&
+        cur.turnoutS === input.turnoutS
+      ) {
+        return this.unitViewById(id)!;
+      }
       const actorId = actorTag(actor);
       await this.write(actorId, async (w) => {
         const base: UnitRecord = cur ?? {
@@ -1997,10 +2021,8 @@ export class Engine implements EngineApi {
       const rec = await this.write(actorId, async (w) => {
         const r = await this.endAssignment(w, a, 'declined', { reason: why! });
         await this.countNonResponse(w, a.unitId);
-        w.after(() => {
-          this.exclusions.add(a.incidentId, a.unitId, w.at + this.config.declineExcludeS);
-          this.requestDecision('offer declined');
-        });
+        this.exclude(w, a.incidentId, a.unitId);
+        this.requestDecision('offer declined');
         return r;
       });
       return assignmentView(rec);
@@ -2128,3 +2150,14 @@ export class Engine implements EngineApi {
     return [...seen].filter(([, n]) => n > 1).map(([u]) => u);
   }
 }
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** What consoles are told again when it changes (see applyUnserved). */
+const PUSHED_KIND: Record<UnservedCode, string> = {
+  no_capable_unit: 'none exists',
+  none_in_reach: 'none free',
+  reserved: 'none free',
+  joint_incomplete: 'joint force',
+};

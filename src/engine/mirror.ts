@@ -34,8 +34,11 @@ export class Mirror {
   private readonly byUnit = new Map<string, string>();
   /** Active assignment ids by incident (activeFor runs per open incident on every decision). */
   private readonly byIncident = new Map<string, Set<string>>();
-  /** Why an incident still has open slots, from the last decision. */
-  readonly queuedReasons = new Map<string, string>();
+  /**
+   * Why an incident still has open slots, from the last decision: the words, and the key of
+   * what consoles were last told (capability:code pairs; the words churn every decision).
+   */
+  readonly queuedReasons = new Map<string, { text: string; key: string }>();
 
   load(s: Snapshot): void {
     this.units.clear();
@@ -122,8 +125,8 @@ export class Mirror {
    */
   dispatchState(
     opts: {
-      skipIncidents?: ReadonlySet<string>;
-      hideFreeUnits?: ReadonlySet<string>;
+      /** Incident → units that must not be sent there (declined, missed acknowledgement). */
+      excluded?: ReadonlyMap<string, ReadonlySet<string>>;
       /** Incidents of types the catalogue no longer knows are left out (the core would refuse them). */
       knownType?: (type: string) => boolean;
     } = {},
@@ -132,7 +135,6 @@ export class Mirror {
     for (const u of this.units.values()) {
       const a = this.activeOfUnit(u.id);
       const status = this.unitStatus(u);
-      if (!a && opts.hideFreeUnits?.has(u.id)) continue;
       const cu: Unit = {
         id: u.id,
         department: u.department,
@@ -154,7 +156,7 @@ export class Mirror {
     }
     const incidents: Incident[] = [];
     for (const i of this.incidents.values()) {
-      if (!DISPATCHABLE_INCIDENT.has(i.status) || opts.skipIncidents?.has(i.id)) continue;
+      if (!DISPATCHABLE_INCIDENT.has(i.status)) continue;
       if (opts.knownType && !opts.knownType(i.type)) continue;
       const ci: Incident = {
         id: i.id,
@@ -167,6 +169,8 @@ export class Mirror {
       };
       if (i.cell !== undefined) ci.cell = i.cell;
       if (i.area !== undefined) ci.area = i.area;
+      const ex = opts.excluded?.get(i.id);
+      if (ex && ex.size > 0) ci.excludedUnitIds = [...ex].sort();
       incidents.push(ci);
     }
     return { units, incidents };

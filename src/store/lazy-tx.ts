@@ -48,7 +48,8 @@ export class LazyTx implements SqlClient {
     text: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
-    return this.begun ? this.query<T>(text, params) : this.root.query<T>(text, params);
+    if (this.begun) return this.query<T>(text, params);
+    return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
   }
 
   async exec(script: string): Promise<void> {

@@ -546,7 +546,8 @@ export class MemoryStore implements Store {
           (a) =>
             (filter.incidentId === undefined || a.incidentId === filter.incidentId) &&
             (filter.unitId === undefined || a.unitId === filter.unitId) &&
-            (!statuses || statuses.includes(a.status)),
+            (!statuses || statuses.includes(a.status)) &&
+            (filter.endedSince === undefined || (a.endedAt !== undefined && a.endedAt >= filter.endedSince)),
         )
         .sort(orderAssignments)
         .slice(0, limit)

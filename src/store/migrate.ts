@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../shared/package-root.ts';
 import type { SqlClient } from './sql-client.ts';
 
 export interface Migration {
@@ -21,7 +21,7 @@ export interface MigrateResult {
 /** Advisory lock key shared by every migrating process ("dispatch" in ASCII). */
 export const MIGRATION_LOCK_KEY = 0x6469737061746368n;
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+export const MIGRATIONS_DIR = packagePath('src/store/migrations');
 
 const FILE_RE = /^(\d{3,})_[a-z0-9_-]+\.sql$/i;
 

@@ -7,8 +7,10 @@ import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts
 
 export interface PgClientOptions {
   connectionString: string;
-  /** Pool size (default 10). */
+  /** Pool size for reads (default 10). */
   max?: number;
+  /** Connections kept for transactions and lone writes (default 2; see SqlClient.queryWrite). */
+  writers?: number;
   /** application_name reported to the server. */
   applicationName?: string;
 }
@@ -46,20 +48,40 @@ export class PgClient implements SqlClient {
   readonly dialect = 'postgres' as const;
   readonly inTransaction = false;
   readonly pool: pg.Pool;
+  /**
+   * Writers' connections: the engine commits one batch at a time, and a burst of reads (a
+   * thousand reconnecting clients reading what they missed) queued on the same pool would
+   * hold every commit, and so every offer, up behind it.
+   */
+  private readonly writers: pg.Pool;
   private closed = false;
 
   constructor(opts: PgClientOptions) {
+    const name = opts.applicationName ?? 'dispatch';
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: opts.max ?? 10,
-      application_name: opts.applicationName ?? 'dispatch',
+      application_name: name,
+    });
+    this.writers = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.writers ?? 2,
+      application_name: `${name}:writer`,
     });
     // An idle client losing its connection must not crash the process.
     this.pool.on('error', () => {});
+    this.writers.on('error', () => {});
   }
 
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
     return run<T>(this.pool, text, params);
+  }
+
+  queryWrite<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return run<T>(this.writers, text, params);
   }
 
   async exec(script: string): Promise<void> {
@@ -67,7 +89,7 @@ export class PgClient implements SqlClient {
   }
 
   async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    const conn = await this.pool.connect();
+    const conn = await this.writers.connect();
     let broken = false;
     try {
       await conn.query('BEGIN');
@@ -91,7 +113,7 @@ export class PgClient implements SqlClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.writers.end()]);
   }
 }
 

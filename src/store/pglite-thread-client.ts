@@ -4,6 +4,7 @@
 // holds a mutex here so that no other caller's statement lands inside it.
 
 import { Worker } from 'node:worker_threads';
+import { packagePath } from '../shared/package-root.ts';
 import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts';
 
 interface Reply {
@@ -100,7 +101,7 @@ export class PgliteThreadClient implements SqlClient {
   ) {}
 
   static async start(dataDir?: string): Promise<PgliteThreadClient> {
-    const worker = new Worker(new URL('./pglite-thread.mjs', import.meta.url), {
+    const worker = new Worker(packagePath('src/store/pglite-thread.mjs'), {
       workerData: { dataDir },
       execArgv: [],
     });

@@ -14,6 +14,14 @@ export interface SqlClient {
   readonly inTransaction: boolean;
   /** One statement with optional parameters. */
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /**
+   * A statement that writes on its own (autocommit), on the connections kept for writers
+   * (as transactions are), so that a flood of reads cannot hold a commit up. Absent: query().
+   */
+  queryWrite?<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>>;
   /** A multi-statement script without parameters (migrations). */
   exec(script: string): Promise<void>;
   /**

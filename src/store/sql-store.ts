@@ -1062,6 +1062,10 @@ export class SqlStore implements Store {
       params.push(csv(statuses));
       where.push(`status = ANY(string_to_array($${params.length}::text, ','))`);
     }
+    if (filter.endedSince !== undefined) {
+      params.push(isoOrNull(filter.endedSince));
+      where.push(`ended_at >= $${params.length}::timestamptz`);
+    }
     params.push(clampLimit(filter.limit, 1000, 100_000));
     const rows = await this.q(
       `SELECT * FROM assignments ${where.length ? `WHERE ${where.join(' AND ')}` : ''}

@@ -301,6 +301,8 @@ export interface AssignmentFilter {
   incidentId?: string;
   unitId?: string;
   status?: AssignmentStatus | AssignmentStatus[];
+  /** Only assignments that ended at or after this time (epoch seconds). */
+  endedSince?: number;
   /** Default 1000. */
   limit?: number;
 }

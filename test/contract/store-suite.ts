@@ -574,6 +574,11 @@ export function storeContract(
       expect((await store.listAssignments({ status: 'declined' })).map((x) => x.reason)).toEqual([
         'engine out of water',
       ]);
+      // Recent refusals only (how a restarted engine rebuilds its exclusions in one query).
+      const ended = (await store.listAssignments({ status: 'declined' }))[0].endedAt!;
+      expect(ended).toBeGreaterThan(0);
+      expect((await store.listAssignments({ endedSince: ended })).map((x) => x.id)).toEqual(['A-1']);
+      expect(await store.listAssignments({ endedSince: ended + 1 })).toEqual([]);
       const detail = await store.getIncident('I-1');
       expect(detail?.assignments.map((x) => x.id)).toEqual(['A-1']);
       expect(detail?.timeline.map((e) => e.kind)).toEqual(['reported', 'assigned', 'declined']);

@@ -13,7 +13,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -393,10 +393,27 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
   const spawnedAt = Date.now();
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--port', String(o.port), '--data-dir', o.dataDir, '--config', o.config],
+    [
+      // Profiling a run: BENCH_SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" (as bench/live.ts).
+      ...(process.env.BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      BIN,
+      'serve',
+      '--port',
+      String(o.port),
+      '--data-dir',
+      o.dataDir,
+      '--config',
+      o.config,
+    ],
     { cwd: ROOT, env: serveEnv(o), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
+  // Keeping a run's server output: BENCH_SERVE_LOG=FILE (appended, every process of the run).
+  const keep = process.env.BENCH_SERVE_LOG;
+  if (keep) {
+    child.stdout!.on('data', (b: Buffer) => appendFileSync(keep, b));
+    child.stderr!.on('data', (b: Buffer) => appendFileSync(keep, b));
+  }
   child.stdout!.on('data', (b: Buffer) => {
     out += b.toString();
     if (out.length > 2_000_000) out = out.slice(-1_000_000);

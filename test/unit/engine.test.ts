@@ -423,25 +423,29 @@ describe('the closed loop', () => {
       (await h.engine.listAlerts(DISPATCHER)).filter((a) => a.kind === 'repeated_non_response'),
     ).toHaveLength(0);
     expect(second.unitId).toBe('P2');
+    // The engine restarts: the count of P1's misses is rebuilt from the store.
+    await h.stop();
+    const config = { ackTimeoutS: 0.4, ackTimeoutOtherS: 0.4, nonResponseThreshold: 2 };
+    const h2 = await harness({ config, db: h.db });
     // A second miss by P1 (on another incident) crosses the threshold of 2.
-    const other = await h.engine.reportIncident(
+    const other = await h2.engine.reportIncident(
       { type: 'noise-complaint', location: at(0.4, 0.5) },
       undefined,
       DISPATCHER,
     );
-    await offerFor(h, 'P1', other.incident.id);
+    await offerFor(h2, 'P1', other.incident.id);
     const rep = await until(
-      async () => (await h.engine.listAlerts(DISPATCHER)).find((a) => a.kind === 'repeated_non_response'),
+      async () => (await h2.engine.listAlerts(DISPATCHER)).find((a) => a.kind === 'repeated_non_response'),
       'a repeated_non_response alert',
     );
     expect(rep.unitId).toBe('P1');
     // Acknowledging an alert removes it from the list.
-    await h.engine.acknowledgeAlert(rep.id, DISPATCHER);
-    expect((await h.engine.listAlerts(DISPATCHER)).find((a) => a.id === rep.id)).toBeUndefined();
+    await h2.engine.acknowledgeAlert(rep.id, DISPATCHER);
+    expect((await h2.engine.listAlerts(DISPATCHER)).find((a) => a.id === rep.id)).toBeUndefined();
     // Every console hears of it, so none keeps showing an alert another dispatcher handled.
-    const updated = h.pub.for('consoles', 'alert:updated').map((m) => m.envelope.data as AlertView);
+    const updated = h2.pub.for('consoles', 'alert:updated').map((m) => m.envelope.data as AlertView);
     expect(updated).toEqual([expect.objectContaining({ id: rep.id, acknowledgedAt: expect.any(String) })]);
-    await expectApiError(h.engine.acknowledgeAlert('alr_nope', DISPATCHER), 'NOT_FOUND');
+    await expectApiError(h2.engine.acknowledgeAlert('alr_nope', DISPATCHER), 'NOT_FOUND');
   });
 
   it('a unit acts only for itself; others’ assignments and incidents are NOT_FOUND to it', async () => {

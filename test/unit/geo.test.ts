@@ -42,10 +42,11 @@ describe('haversineM', () => {
   it('satisfies the triangle inequality', () => {
     fc.assert(
       fc.property(lonLat, lonLat, lonLat, (a, b, c) => {
-        // Doubles lose precision in the trigonometry near antipodes
-        // (measured up to 1.7e-10 of the distance): the tolerance is relative, not 1 µm absolute.
+        // Doubles lose precision in the trigonometry near antipodes: asin(√h) with h → 1 is off
+        // by up to about √ε of the distance (seen: 2 cm in 20,015 km, 1e-9 of it), so the
+        // tolerance is relative, 1e-8, not 1 µm absolute.
         const sum = haversineM(a, b) + haversineM(b, c);
-        expect(haversineM(a, c)).toBeLessThanOrEqual(sum + 1e-6 + 1e-9 * sum);
+        expect(haversineM(a, c)).toBeLessThanOrEqual(sum + 1e-6 + 1e-8 * sum);
       }),
     );
   });

@@ -167,7 +167,7 @@ describe('solveLp', () => {
       constraints: { lo: { max: -1 }, hi: { max: 1 }, both: { min: 1 } },
       variables: { x: { cost: 5, lo: -1, hi: 1, both: 1 }, z: { cost: 1, both: 1 } },
       ints: { x: 1 },
-      options: { presolve: false, timeout: 0 },
+      options: { presolve: false },
     };
     const r = solveLp(model);
     expect(r.result).toBe(5);

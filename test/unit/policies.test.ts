@@ -100,6 +100,41 @@ describe('dispatch policies', () => {
     );
   });
 
+  it('excluded units are never sent to the incident that excludes them, and the optimum stays exact', () => {
+    fc.assert(
+      fc.property(sizes, fc.boolean(), (spec, preemption) => {
+        const inst = makeInstance({ ...spec, multiShare: 0.3 });
+        // Each incident excludes its 0–3 nearest units (the ones a solver would otherwise pick).
+        const state: DispatchState = {
+          units: inst.state.units,
+          incidents: inst.state.incidents.map((inc, i) => {
+            const nearest = [...inst.state.units]
+              .map((u) => ({ id: u.id, d: inst.travel.travelS(u.position ?? u.home, inc.location, 60) }))
+              .sort((a, b) => a.d - b.d || (a.id < b.id ? -1 : 1))
+              .slice(0, i % 4)
+              .map((u) => u.id);
+            return nearest.length > 0 ? { ...inc, excludedUnitIds: nearest } : inc;
+          }),
+        };
+        const excluded = new Map(state.incidents.map((i) => [i.id, new Set(i.excludedUnitIds ?? [])]));
+        const ctx = ctxOf(inst, { preemption });
+        for (const policy of [greedyPolicy, optimalPolicy]) {
+          const d = policy.decide(state, inst.now, ctx);
+          for (const a of d.assignments) {
+            expect(
+              excluded.get(a.incidentId)!.has(a.unitId),
+              `${a.unitId} excluded from ${a.incidentId}`,
+            ).toBe(false);
+          }
+          checkInvariants(state, d, ctx);
+          if (policy === optimalPolicy)
+            expect(scalarObjective(d.objective)).toBe(fullIlp(state, ctx, inst.now));
+        }
+      }),
+      { numRuns: 60, seed: 7 },
+    );
+  });
+
   it('the certified sparse optimum equals the dense optimum over every unit (up to 300 × 900)', () => {
     fc.assert(
       fc.property(

@@ -37,8 +37,7 @@
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
@@ -59,8 +58,8 @@ import type { Scenario } from '../../scenario/types.ts';
 import { isScenarioError, parseScenario } from '../../scenario/validate.ts';
 import { authConfigFromEnv, defaultDataDir, mintToken, type Role } from '../../server/auth.ts';
 import { createMetrics, type HttpServer, SocketPublisher, startHttp } from '../../server/index.ts';
+import { PACKAGE_ROOT } from '../../shared/package-root.ts';
 
-const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The district used when neither --config nor --demo is given. */
 export const DEFAULT_DISTRICT = join(PACKAGE_ROOT, 'scenarios/demo.json');
 /** Where the console build puts its bundle; served at / when it exists. */
@@ -294,7 +293,25 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   };
 
   try {
-    if (!clustered) await startCore();
+    if (clustered) {
+      // The lease first: a node that takes it starts its core (and decides) before it listens,
+      // rather than behind a thousand clients reconnecting the moment the port opens.
+      lease = new LeaderLease({
+        databaseUrl: env.DATABASE_URL!,
+        redis: redis!,
+        addressKey: `${prefix}:leader`,
+        nodeId: `${hostname()}:${process.pid}`,
+        onAcquired: startCore,
+        onLost:
+          opts.onLeaseLost ??
+          ((err) => {
+            log.fatal({ err }, 'lost the core lease: stopping so that only one node writes');
+            process.exit(1);
+          }),
+        log: (msg, err) => (err ? log.warn({ err }, msg) : log.info(msg)),
+      });
+      await lease.start();
+    } else await startCore();
     const origins = env.DISPATCH_ORIGINS?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
@@ -318,24 +335,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
           : {}),
       },
     });
-    if (clustered) {
-      lease = new LeaderLease({
-        databaseUrl: env.DATABASE_URL!,
-        redis: redis!,
-        addressKey: `${prefix}:leader`,
-        nodeId: `${hostname()}:${process.pid}`,
-        url: http.url,
-        onAcquired: startCore,
-        onLost:
-          opts.onLeaseLost ??
-          ((err) => {
-            log.fatal({ err }, 'lost the core lease: stopping so that only one node writes');
-            process.exit(1);
-          }),
-        log: (msg, err) => (err ? log.warn({ err }, msg) : log.info(msg)),
-      });
-      await lease.start();
-    }
+    if (lease) await lease.setUrl(http.url);
   } catch (err) {
     await teardown().catch(() => {});
     throw err;
