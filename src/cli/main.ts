@@ -10,6 +10,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the live engine: API, websockets, console, workers',
     load: () => import('./commands/serve.ts'),
   },
+  worker: {
+    summary: 'run the notifications queue and webhook sender beside serve (DISPATCH_WORKERS=core)',
+    load: () => import('./commands/worker.ts'),
+  },
   replay: { summary: 'replay a scenario on the virtual clock', load: () => import('./commands/replay.ts') },
   figures: {
     summary: "appraisal figures (CSV, report) from a replay's events.ndjson",

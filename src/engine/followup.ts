@@ -69,9 +69,13 @@ export class FollowUp {
     });
   }
 
-  start(): void {
-    this.reviews.start();
-    this.webhooks.start();
+  /**
+   * Starts the review scanner and the webhook sender; `webhookSender: false` leaves the sender
+   * to other processes (`dispatch serve` with DISPATCH_WORKERS=core, beside `dispatch worker`).
+   */
+  start(opts: { reviews?: boolean; webhookSender?: boolean } = {}): void {
+    if (opts.reviews !== false) this.reviews.start();
+    if (opts.webhookSender !== false) this.webhooks.start();
   }
 
   async stop(): Promise<void> {
@@ -82,9 +86,10 @@ export class FollowUp {
 
 /**
  * The webhook signing secret: `DISPATCH_WEBHOOK_SECRET`, else `<dataDir>/webhook-secret`,
- * created on first use (mode 0600). Give receivers this value.
+ * created on first use (mode 0600) unless `create` is false (then a missing one throws).
+ * Give receivers this value.
  */
-export function resolveWebhookSecret(opts: { dataDir: string; env?: NodeJS.ProcessEnv }): {
+export function resolveWebhookSecret(opts: { dataDir: string; env?: NodeJS.ProcessEnv; create?: boolean }): {
   secret: string;
   source: 'env' | 'file' | 'generated';
   path?: string;
@@ -101,6 +106,11 @@ export function resolveWebhookSecret(opts: { dataDir: string; env?: NodeJS.Proce
     if (secret.length >= 16) return { secret, source: 'file', path };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (opts.create === false) {
+    throw new Error(
+      `no webhook signing secret: DISPATCH_WEBHOOK_SECRET is not set and ${path} is missing (or shorter than 16 characters)`,
+    );
   }
   const secret = randomBytes(32).toString('base64url');
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });

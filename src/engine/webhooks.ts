@@ -14,6 +14,16 @@
 // can see and retry. The sender runs beside the engine, never in its lane: a failing receiver
 // costs only its own attempts.
 //
+// Several senders (serve's, `dispatch worker` processes, a restarted one) may run on one
+// store: a delivery is claimed (FollowUpStore.claimDueDeliveries: UPDATE … claimed_until,
+// FOR UPDATE SKIP LOCKED) before it is sent, so two senders never hold it at once; an attempt
+// only starts while the claim still covers its whole time limit (plus CLAIM_MARGIN_S), and an
+// attempt is cut at that limit, so the claim never lapses while its POST may still be going —
+// no two senders ever send one update at the same time. A sender killed mid-round leaves its
+// claims to lapse (leaseS): those deliveries go out from another sender then, and one whose
+// POST had reached the receiver before the kill arrives twice, with the same Idempotency-Key
+// (at least once). The senders' clocks must agree within the margin.
+//
 // Time is the injected Clock (epoch seconds): deliveries are due by it and the back-off
 // counts in it, so a test can move through a ten-minute outage in virtual time (pollMs 0 and
 // tick() by hand).
@@ -230,13 +240,19 @@ export interface WebhookOptions extends CallbackPolicy {
   concurrency: number;
   /** Deliveries claimed per round (default 50). */
   batch: number;
-  /** A claim not finished within this is claimable again (default 60 s; above timeoutMs). */
+  /** A claim not finished within this is claimable again (default 60 s; above timeoutMs + CLAIM_MARGIN_S). */
   leaseS: number;
   /** Idle polling period of the sender loop (default 1000 ms); 0: no loop, call tick(). */
   pollMs: number;
   /** Rounds start at least this far apart, so a burst of new updates makes one round (default 50 ms). */
   minGapMs: number;
 }
+
+/**
+ * An attempt starts only if the claim lasts its time limit and this much longer (seconds:
+ * recording the outcome, clock differences between senders).
+ */
+export const CLAIM_MARGIN_S = 1;
 
 /** Incidents whose callback target is remembered (oldest forgotten first). */
 const TARGETS_KEEP = 10_000;
@@ -299,9 +315,11 @@ export class Webhooks {
       !(o.maxAttempts >= 1) ||
       !(o.concurrency >= 1) ||
       !(o.batch >= 1) ||
-      !(o.leaseS * 1000 > o.timeoutMs)
+      !(o.leaseS > o.timeoutMs / 1000 + CLAIM_MARGIN_S)
     ) {
-      throw new RangeError('webhook options: maxAttempts, concurrency, batch ≥ 1 and leaseS above timeoutMs');
+      throw new RangeError(
+        `webhook options: maxAttempts, concurrency, batch ≥ 1 and leaseS above timeoutMs + ${CLAIM_MARGIN_S} s`,
+      );
     }
     this.store = deps.store;
     this.side = deps.side;
@@ -407,6 +425,10 @@ export class Webhooks {
       const worker = async () => {
         while (next < claimed.length) {
           const d = claimed[next++];
+          // Waited too long in this round: the claim could lapse mid-attempt and another
+          // sender take the delivery meanwhile. Left to lapse; it is claimed again then.
+          const ends = this.clock.now() + this.options.timeoutMs / 1000 + CLAIM_MARGIN_S;
+          if (d.claimedUntil !== undefined && ends > d.claimedUntil) continue;
           const host = this.hosts.get(d.origin);
           if (host && (host.until > this.clock.now() || probing.has(d.origin))) {
             const l = skipped.get(d.origin) ?? [];
@@ -525,9 +547,11 @@ export class Webhooks {
     const body = Buffer.from(d.body, 'utf8');
     return new Promise<Attempt>((resolve) => {
       let done = false;
+      let limit: NodeJS.Timeout | undefined;
       const finish = (a: Attempt) => {
         if (done) return;
         done = true;
+        clearTimeout(limit);
         resolve(a);
       };
       const req = (secure ? httpsRequest : httpRequest)(
@@ -561,7 +585,17 @@ export class Webhooks {
           res.on('error', (err) =>
             finish({ ok: false, permanent: false, error: err.message, status: res.statusCode }),
           );
+          res.on('close', () => {
+            if (!res.complete)
+              finish({ ok: false, permanent: false, error: 'answer cut off', status: res.statusCode });
+          });
         },
+      );
+      // The whole attempt, not only each wait for bytes (the socket timeout), ends at
+      // timeoutMs: a claim must outlast its attempt (see CLAIM_MARGIN_S).
+      limit = setTimeout(
+        () => req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
       );
       req.on('timeout', () => {
         req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`));

@@ -8,7 +8,20 @@
 // with '%' → '%25' and ':' → '%3A', an injective mapping) and handed back decoded.
 // De-duplication: a job id already waiting, delayed, active, or completed within the
 // removeOnComplete window (or failed within removeOnFail) is not added again.
+//
+// A worker process that dies (SIGKILL, OOM, a lost host) leaves its active jobs locked in
+// Redis. BullMQ gives them back through its stalled-job check (moveStalledJobsToWait), which
+// every Worker of the queue runs every `stalledIntervalMs`: a check first moves back to wait
+// the active jobs marked at the previous check whose lock has expired (their worker stopped
+// renewing it, every lockDurationMs / 2), then marks every active job. So a dead worker's job
+// is handed out again within about lockDurationMs + stalledIntervalMs of the death (BullMQ's
+// defaults: 30 s + 30 s). Each such return counts in the job's `stc`; above maxStalledCount
+// the job is failed for good ("job stalled more than allowable limit") when next picked up —
+// BullMQ's default of 1 fails a job on its second stall. `workers` sets these per instance,
+// process() per queue; a job's attempts are not used up by stalls. Each Worker is named
+// (default <host>:<pid>): the job's `processedBy` says which process took it last.
 
+import { hostname } from 'node:os';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { JobHandler, JobOptions, JobQueue } from '../engine/ports.ts';
@@ -35,6 +48,36 @@ export interface BullmqQueueOptions {
   /** Failed jobs are kept (and their ids de-duplicated) this long (default 24 h, 10 000). */
   keepFailed?: Partial<KeepCompleted>;
   onFailed?: FailureListener;
+  /** Stalled-job recovery of this instance's workers (default 30 s, 30 s, 10: BULLMQ_RECOVERY). */
+  workers?: Partial<WorkerRecovery>;
+  /** Name of this process's workers, recorded on each job it takes (default <host>:<pid>). */
+  workerName?: string;
+}
+
+/** How a Worker's jobs are given back when the worker dies (see the top of this file). */
+export interface WorkerRecovery {
+  /** A job's lock lasts this long, renewed every half of it while the job runs (ms). */
+  lockDurationMs: number;
+  /** Period of the stalled-job check each worker runs (ms). */
+  stalledIntervalMs: number;
+  /** Stalls a job survives (given back to wait); one more fails it for good. */
+  maxStalledCount: number;
+}
+
+/**
+ * BullMQ's lock and check periods; but a job survives 10 stalls, not 1: every handler here is
+ * idempotent (job ids, state checks), so a job given back after its worker died must not be
+ * failed for good because the engine was killed twice within one lock period. The bound still
+ * stops a job that kills its worker every time.
+ */
+export const BULLMQ_RECOVERY: WorkerRecovery = {
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  maxStalledCount: 10,
+};
+
+export interface BullmqProcessOptions extends Partial<WorkerRecovery> {
+  concurrency?: number;
 }
 
 export const encodeJobId = (id: string): string =>
@@ -55,6 +98,8 @@ export class BullmqQueue implements JobQueue {
   private readonly keepFailed: KeepCompleted;
   private readonly onFailed: FailureListener;
   private readonly reconnectListeners = new Set<() => void>();
+  private readonly recovery: WorkerRecovery;
+  readonly workerName: string;
   private closed = false;
 
   constructor(opts: BullmqQueueOptions = {}) {
@@ -89,6 +134,8 @@ export class BullmqQueue implements JobQueue {
     this.keep = { ...DEFAULT_KEEP, ...opts.keepCompleted };
     this.keepFailed = { ageS: 24 * 3600, count: 10_000, ...opts.keepFailed };
     this.onFailed = opts.onFailed ?? logFailure;
+    this.recovery = { ...BULLMQ_RECOVERY, ...opts.workers };
+    this.workerName = opts.workerName ?? `${hostname()}:${process.pid}`;
   }
 
   onReconnect(listener: () => void): () => void {
@@ -146,9 +193,19 @@ export class BullmqQueue implements JobQueue {
   async process(
     queue: string,
     handlers: Record<string, JobHandler>,
-    opts: { concurrency?: number } = {},
+    opts: BullmqProcessOptions = {},
   ): Promise<void> {
     if (this.closed) throw new Error('queue is closed');
+    const r: WorkerRecovery = {
+      lockDurationMs: opts.lockDurationMs ?? this.recovery.lockDurationMs,
+      stalledIntervalMs: opts.stalledIntervalMs ?? this.recovery.stalledIntervalMs,
+      maxStalledCount: opts.maxStalledCount ?? this.recovery.maxStalledCount,
+    };
+    if (!(r.lockDurationMs >= 1000 && r.stalledIntervalMs >= 100 && r.maxStalledCount >= 0)) {
+      throw new RangeError(
+        'worker recovery: lockDurationMs ≥ 1000, stalledIntervalMs ≥ 100, maxStalledCount ≥ 0',
+      );
+    }
     if (this.workers.has(queue)) throw new Error(`queue "${queue}" already has a processor`);
     const table = { ...handlers };
     const worker = new Worker(
@@ -169,6 +226,10 @@ export class BullmqQueue implements JobQueue {
         connection: this.redis,
         prefix: this.prefix,
         concurrency: Math.max(1, Math.floor(opts.concurrency ?? 1)),
+        name: this.workerName,
+        lockDuration: Math.round(r.lockDurationMs),
+        stalledInterval: Math.round(r.stalledIntervalMs),
+        maxStalledCount: Math.floor(r.maxStalledCount),
       },
     );
     worker.on('failed', (job, err) => {

@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -164,6 +164,8 @@ export interface IncidentBody {
   type: string;
   location: LonLat;
   source: string;
+  /** The reporter's callback URL (IncidentPoster's `callback` option). */
+  callback?: string;
 }
 
 /**
@@ -458,6 +460,95 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
     spawnedAt,
     listeningAt: listeningAt || healthyAt,
     healthyAt,
+    out: () => out,
+    exited,
+    kill,
+    async stop() {
+      if (gone()) return child.exitCode;
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.kill('SIGTERM');
+      const { code } = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+// ====================================================================== dispatch worker
+
+export interface WorkerOptions {
+  dataDir: string;
+  /** JWT secret (as serve's; the worker does not use it). */
+  secret: string;
+  services: Pick<Services, 'databaseUrl' | 'prefix'> & { redisUrl?: string };
+  engineConfig?: Partial<EngineConfig>;
+  /** Extra environment (DISPATCH_WEBHOOK_SECRET…). */
+  env?: Record<string, string>;
+  /** Extra command-line arguments (--lease-s 5…). */
+  args?: string[];
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The name its BullMQ workers record on each job they take (`processedBy`): <host>:<pid>. */
+  name: string;
+  /** Epoch ms: spawn() called, the ready line printed. */
+  spawnedAt: number;
+  readyAt: number;
+  out(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL; resolves when the process is gone (epoch ms). */
+  kill(): Promise<number>;
+  /** SIGTERM, then SIGKILL after 15 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `node bin/dispatch.js worker` on the services; resolves once it printed its ready line. */
+export async function startWorker(o: WorkerOptions, timeoutMs = 60_000): Promise<WorkerProcess> {
+  const spawnedAt = Date.now();
+  const env = serveEnv({ port: 0, config: '', ...o });
+  const child = spawn(process.execPath, [BIN, 'worker', '--data-dir', o.dataDir, ...(o.args ?? [])], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = process.env.BENCH_SERVE_LOG;
+  const take = (b: Buffer) => {
+    if (keep) appendFileSync(keep, b);
+    out += b.toString();
+    if (out.length > 2_000_000) out = out.slice(-1_000_000);
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const kill = async () => {
+    if (!gone()) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    return Date.now();
+  };
+  onCleanup(kill);
+  const readyAt = await waitFor(
+    'dispatch worker to be ready',
+    () => {
+      if (gone()) throw new Error(`dispatch worker exited (${child.exitCode ?? child.signalCode}):\n${out}`);
+      return out.includes('dispatch worker: ready') ? Date.now() : undefined;
+    },
+    timeoutMs,
+    20,
+  );
+  return {
+    child,
+    pid: child.pid!,
+    name: `${hostname()}:${child.pid}`,
+    spawnedAt,
+    readyAt,
     out: () => out,
     exited,
     kill,
@@ -840,6 +931,8 @@ export class IncidentPoster {
     private readonly token: string,
     seed: number,
     keyPrefix: string,
+    /** Each incident with this reporter callback URL (webhooks). */
+    private readonly callback?: string,
   ) {
     this.next = incidentStream(seed, keyPrefix);
   }
@@ -868,7 +961,8 @@ export class IncidentPoster {
   }
 
   private fire(k: number): void {
-    const { key, body } = this.next(k);
+    const { key, body: plain } = this.next(k);
+    const body = this.callback !== undefined ? { ...plain, callback: this.callback } : plain;
     const r: PostResult = { key, body, ids: [], attempts: 0, firstSentAt: Date.now() };
     this.results.set(key, r);
     this.track(this.send(r));

@@ -31,6 +31,12 @@
 // Engine tunables (src/engine/config.ts: ack timeouts, debounce, sweep period…) may be set as
 // a JSON object in DISPATCH_ENGINE_CONFIG, e.g. '{"ackTimeoutS": 20}'; a bad value exits 2.
 //
+// Workers: by default this process runs every queue (intake, decisions, timers,
+// notifications) and the webhook sender. DISPATCH_WORKERS=core (with DATABASE_URL and
+// REDIS_URL, else exit 2) leaves the notifications queue and the webhook sender to
+// `dispatch worker` processes (src/cli/commands/worker.ts); the start-up handler check then
+// covers the other queues (workers/index.ts, `delegate`).
+//
 // SIGINT / SIGTERM: stop taking requests (/healthz answers 503), stop the demo, close HTTP and
 // sockets, stop the engine, the workers, the queue, then the store; exit 0. A second signal
 // exits at once (130).
@@ -47,7 +53,7 @@ import { ClusterEngine } from '../../cluster/forward.ts';
 import { LeaderLease } from '../../cluster/leader.ts';
 import { isCoreError } from '../../core/errors.ts';
 import { type DemoHandle, startDemo } from '../../demo/driver.ts';
-import { DEFAULT_ENGINE_CONFIG, type EngineConfig, resolveConfig } from '../../engine/config.ts';
+import type { EngineConfig } from '../../engine/config.ts';
 import { Engine } from '../../engine/engine.ts';
 import { createEngineDeps, scenarioContext, seedUnits } from '../../engine/factory.ts';
 import { FollowUp, resolveWebhookSecret } from '../../engine/followup.ts';
@@ -59,6 +65,9 @@ import { isScenarioError, parseScenario } from '../../scenario/validate.ts';
 import { authConfigFromEnv, defaultDataDir, mintToken, type Role } from '../../server/auth.ts';
 import { createMetrics, type HttpServer, SocketPublisher, startHttp } from '../../server/index.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
+import { delegatedQueuesFrom, engineConfigFrom, engineEnvFrom, UsageError } from '../engine-env.ts';
+
+export { UsageError };
 
 /** The district used when neither --config nor --demo is given. */
 export const DEFAULT_DISTRICT = join(PACKAGE_ROOT, 'scenarios/demo.json');
@@ -79,12 +88,9 @@ const USAGE = `usage: dispatch serve [--port 3000] [--host 127.0.0.1] [--config 
 
 Without --config or --demo the district is scenarios/demo.json (areas, catalogue, units).
 DATABASE_URL → PostgreSQL, else PGlite in <data-dir>/pglite; REDIS_URL → BullMQ, else in process.
+DISPATCH_WORKERS=core (needs DATABASE_URL and REDIS_URL): run intake, decisions and timers only;
+the notifications queue and the webhook sender are left to \`dispatch worker\` processes.
 `;
-
-/** A refusal of the command line or of a file: exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 /**
  * Reads a scenario-format file and checks it. With `district`, missing `name`, `start`,
@@ -186,20 +192,9 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     if (isCoreError(e)) throw new UsageError(`${districtFile}: invalid at $.${e.field}: ${e.message}`);
     throw e;
   }
-  let engineConfig: Partial<EngineConfig> | undefined;
-  if (env.DISPATCH_ENGINE_CONFIG) {
-    try {
-      engineConfig = JSON.parse(env.DISPATCH_ENGINE_CONFIG) as Partial<EngineConfig>;
-      const unknown = Object.keys(engineConfig ?? {}).filter((k) => !Object.hasOwn(DEFAULT_ENGINE_CONFIG, k));
-      if (typeof engineConfig !== 'object' || engineConfig === null || Array.isArray(engineConfig)) {
-        throw new Error('must be a JSON object');
-      }
-      if (unknown.length > 0) throw new Error(`unknown setting(s) ${unknown.join(', ')}`);
-      resolveConfig(engineConfig);
-    } catch (e) {
-      throw new UsageError(`DISPATCH_ENGINE_CONFIG: ${(e as Error).message}`);
-    }
-  }
+  const engineConfig: Partial<EngineConfig> | undefined = engineConfigFrom(env);
+  // Queues left to `dispatch worker` processes (DISPATCH_WORKERS=core).
+  const delegate = delegatedQueuesFrom(env);
   // Review-flag thresholds: the district file's optional `reviews` block (src/kpi/review-rules.ts).
   const reviewsRaw = (district as unknown as Record<string, unknown>).reviews;
   const reviews: Partial<ReviewConfig> = {};
@@ -217,12 +212,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   const embedded = !env.DATABASE_URL;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { config: auth, secret } = authConfigFromEnv({ dataDir, create: true, env });
-  const deps = await createEngineDeps({
-    ...(env.DATABASE_URL ? { DATABASE_URL: env.DATABASE_URL } : { dataDir: join(dataDir, 'pglite') }),
-    ...(env.REDIS_URL ? { REDIS_URL: env.REDIS_URL } : {}),
-    ...(env.DISPATCH_QUEUE_PREFIX ? { queuePrefix: env.DISPATCH_QUEUE_PREFIX } : {}),
-    ...(env.DISPATCH_AUDIT_KEY ? { auditKey: env.DISPATCH_AUDIT_KEY } : {}),
-  });
+  const deps = await createEngineDeps(engineEnvFrom(env, join(dataDir, 'pglite')));
   const { store, queue } = deps;
 
   const metrics = createMetrics({ defaultMetrics: true });
@@ -275,8 +265,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   let http: HttpServer | undefined;
   const startCore = async () => {
     await engine.start();
-    workers = await startWorkers(engine, queue, store, { followUp });
-    followUp.start();
+    workers = await startWorkers(engine, queue, store, { followUp, delegate });
+    followUp.start({ webhookSender: !delegate.includes(QUEUES.notifications) });
     await seedUnits(engine, district.units);
   };
   const teardown = async () => {
@@ -358,6 +348,10 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     `  district:  ${display(districtFile)} — ${district.areas.features.length} areas, ${district.catalog.length} incident types, ${district.units.length} units`,
   );
   print(`  api:       ${url}/v1   docs: ${url}/docs   health: ${url}/healthz   metrics: ${url}/metrics`);
+  if (delegate.length > 0)
+    print(
+      `  workers:   intake, decisions, timers here; ${delegate.join(', ')} and the webhook sender in \`dispatch worker\` processes (DISPATCH_WORKERS=core)`,
+    );
   if (secret.source === 'generated') print(`  new JWT secret written to ${display(secret.path!)}`);
   if (webhookSecret.source === 'generated')
     print(`  new webhook signing secret written to ${display(webhookSecret.path!)} (give it to receivers)`);
