@@ -20,9 +20,8 @@ export interface LeaderLeaseOptions {
   /** Redis key of the leader's address (use the queue prefix: one cluster per prefix). */
   addressKey: string;
   /**
-   * This node's id and the address followers forward to. The address may come later
-   * (setUrl): a restarted node takes the lease and starts its core before it listens, so that
-   * its first decision does not wait behind a thousand reconnecting clients.
+   * This node's id and the address followers forward to. The address may also be set later
+   * (setUrl), for a node that takes the lease before it listens.
    */
   nodeId: string;
   url?: string;

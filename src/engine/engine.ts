@@ -232,13 +232,15 @@ export class Engine implements EngineApi {
     }
     // Overdue timers fire now, from the stored deadlines (re-adding their jobs is not enough:
     // one the last process was running stays locked in Redis until BullMQ's stall check,
-    // 30 s on), the others are re-armed.
-    // Re-arming thousands of future timers takes seconds of Redis round trips: it goes on in
-    // the background, so the engine serves (and decides) at once.
-    await this.sweep({ rearmInBackground: true }).catch((e) =>
-      this.log('the start-up sweep failed (the periodic one retries)', e),
-    );
+    // 30 s on), the others are re-armed. All of it in the background: after a crash under
+    // load there are thousands (seconds of lane batches and Redis round trips), and the
+    // engine must serve, and decide, meanwhile. stop() waits for it.
     this.requestDecision('start');
+    this.track(
+      this.sweep({ rearmInBackground: true }).catch((e) =>
+        this.log('the start-up sweep failed (the periodic one retries)', e),
+      ),
+    );
     // The queue's store came back after a loss (Redis restarted, maybe empty): its delayed
     // timers and a queued decide job may be gone, so sweep now rather than at the next period.
     this.offReconnect = this.queue.onReconnect?.(() => {
@@ -1712,6 +1714,20 @@ export class Engine implements EngineApi {
     if (input.status !== undefined && !['available', 'off_duty', 'out_of_service'].includes(input.status)) {
       throw invalidField('status', 'may be set to available, off_duty or out_of_service');
     }
+    // The same registration again (every restart re-applies the district file): nothing to
+    // write, audit or decide, and no place in the lane behind a restart's backlog. Read
+    // outside the lane, so checked again inside it before anything is written.
+    const unchanged = (cur: UnitRecord | undefined): cur is UnitRecord =>
+      !!cur &&
+      (input.status === undefined || input.status === cur.status) &&
+      cur.department === department &&
+      sameList(cur.capabilities, capabilities) &&
+      cur.home[0] === home[0] &&
+      cur.home[1] === home[1] &&
+      cur.homeArea === homeArea &&
+      cur.speedKmh === input.speedKmh &&
+      cur.turnoutS === input.turnoutS;
+    if (this.running && unchanged(this.mirror.units.get(id))) return this.unitViewById(id)!;
     return this.serial(async () => {
       const cur = this.mirror.units.get(id);
       const active = this.mirror.activeOfUnit(id);
@@ -1719,21 +1735,7 @@ export class Engine implements EngineApi {
       if (active && status !== undefined && status !== 'out_of_service') {
         throw new ApiError('INVALID_TRANSITION', `unit ${id} has an active assignment (${active.status})`);
       }
-      // The same registration again (every restart re-applies the district file): nothing to
-      // write, audit or decide.
-      if (
-        cur &&
-        (status === undefined || status === cur.status) &&
-        cur.department === department &&
-        sameList(cur.capabilities, capabilities) &&
-        cur.home[0] === home[0] &&
-        cur.home[1] === home[1] &&
-        cur.homeArea === homeArea &&
-        cur.speedKmh === input.speedKmh &&
-        cur.turnoutS === input.turnoutS
-      ) {
-        return this.unitViewById(id)!;
-      }
+      if (unchanged(cur)) return this.unitViewById(id)!;
       const actorId = actorTag(actor);
       await this.write(actorId, async (w) => {
         const base: UnitRecord = cur ?? {
