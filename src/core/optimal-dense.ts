@@ -35,6 +35,9 @@ export function solveAllDense(
   const kept = new Int32Array(rows.length);
   let edges = 0;
   for (let i = 0; i < rows.length; i++) {
+    // A backlog of thousands against every unit takes seconds to lay out: past the caller's
+    // budget, give up (the policy falls back to its greedy answer) rather than hold the caller.
+    if ((i & 63) === 63 && budget.expired()) return null;
     const r = rows[i];
     unserved[i] = r.unservedCost;
     if (forced.has(r.index)) continue;
