@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import type { EngineConfig } from '../src/engine/config.ts';
 import { crashFigures, runEngineCrash } from '../test/fault/crash-scenario.ts';
 import { cleanupAll, figures } from '../test/fault/harness.ts';
+import { faultBench, numberOption } from './fault-cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,22 +36,10 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-const num = (k: keyof typeof values) => {
-  const n = Number(values[k]);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${k} must be a number ≥ 0`);
-  return n;
-};
+const num = (k: keyof typeof values) => numberOption(values, k);
 const mode = values.mode === 'embedded' ? 'embedded' : 'services';
 const ackTimeoutS = num('ack-timeout');
-const log = (msg: string) => process.stderr.write(`bench:fault-engine-crash ${msg}\n`);
-
-// Interrupted: still kill the servers, drop the database, purge the queue prefix.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
+const log = faultBench('fault-engine-crash');
 
 try {
   const load0 = loadavg()[0];

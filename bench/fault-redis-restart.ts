@@ -17,6 +17,7 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { cleanupAll, figures, percentiles } from '../test/fault/harness.ts';
 import { redisFigures, runRedisRestart } from '../test/fault/redis-scenario.ts';
+import { faultBench, numberOption } from './fault-cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,20 +32,8 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-const num = (k: keyof typeof values) => {
-  const n = Number(values[k]);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${k} must be a number ≥ 0`);
-  return n;
-};
-const log = (msg: string) => process.stderr.write(`bench:fault-redis-restart ${msg}\n`);
-
-// Interrupted: still kill the servers, drop the database, purge the queue prefix.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
+const num = (k: keyof typeof values) => numberOption(values, k);
+const log = faultBench('fault-redis-restart');
 
 try {
   const load0 = loadavg()[0];

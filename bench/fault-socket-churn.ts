@@ -15,6 +15,7 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { churnFigures, runSocketChurn } from '../test/fault/churn-scenario.ts';
 import { cleanupAll, figures } from '../test/fault/harness.ts';
+import { faultBench, numberOption } from './fault-cli.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,20 +28,8 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-const num = (k: keyof typeof values) => {
-  const n = Number(values[k]);
-  if (!Number.isFinite(n) || n < 1) throw new Error(`--${k} must be a number ≥ 1`);
-  return n;
-};
-const log = (msg: string) => process.stderr.write(`bench:fault-socket-churn ${msg}\n`);
-
-// Interrupted: still kill the servers, drop the database, purge the queue prefix.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
+const num = (k: keyof typeof values) => numberOption(values, k, 1);
+const log = faultBench('fault-socket-churn');
 
 try {
   const load0 = loadavg()[0];

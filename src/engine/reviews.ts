@@ -27,6 +27,7 @@ import { type IncidentDetail, isStoreError, type Store, type StoredEvent } from 
 import { actorTag, requireOperator, requireRole } from './access.ts';
 import type { Actor } from './api.ts';
 import { checkText, invalidField, toApi } from './errors.ts';
+import { PollLoop } from './poll-loop.ts';
 import type { Clock } from './ports.ts';
 import { iso } from './views.ts';
 
@@ -86,10 +87,7 @@ export class Reviews {
   private readonly opts: ReviewScannerOptions;
   private readonly log: (msg: string, err?: unknown) => void;
   private gap?: { after: number; since: number };
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
-  private again = false;
-  private stopped = true;
+  private readonly loop: PollLoop;
 
   constructor(deps: {
     store: Store;
@@ -110,6 +108,10 @@ export class Reviews {
       ...deps.options,
     };
     this.log = deps.log ?? ((msg, err) => console.error(`[reviews] ${msg}`, err ?? ''));
+    this.loop = new PollLoop(() => this.scanAll(), {
+      pollMs: this.opts.pollMs,
+      onError: (err) => this.log('review scan failed', err),
+    });
   }
 
   // ------------------------------------------------------------ the scanner
@@ -236,42 +238,15 @@ export class Reviews {
   // ------------------------------------------------------------ the loop
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    if (this.opts.pollMs > 0) this.schedule(0);
+    this.loop.start();
   }
 
   kick(): void {
-    if (this.stopped || this.opts.pollMs <= 0) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.schedule(0);
+    this.loop.kick();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.scanAll()
-        .catch((err) => this.log('review scan failed', err))
-        .finally(() => {
-          this.running = undefined;
-          const again = this.again;
-          this.again = false;
-          this.schedule(again ? 0 : this.opts.pollMs);
-        });
-    }, ms);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   // ------------------------------------------------------------ the supervisor's list

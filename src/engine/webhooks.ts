@@ -43,6 +43,7 @@ import { BlockList, isIP } from 'node:net';
 import { ApiError } from '../server/errors.ts';
 import type { DeliveryRecord, FollowUpStore, NewDelivery } from '../store/followup-store.ts';
 import type { IncidentRecord, Store, StoredEvent } from '../store/store.ts';
+import { PollLoop } from './poll-loop.ts';
 import type { Clock } from './ports.ts';
 import { iso } from './views.ts';
 
@@ -290,13 +291,9 @@ export class Webhooks {
   /** Incidents synced before: their callback target (null: none), and the last seq recorded. */
   private readonly targets = new Map<string, { url: string; origin: string; type: string } | null>();
   private readonly recorded = new Map<string, number>();
-  private lastTickEnd = 0;
   /** Receivers being backed off: origin → failures in a row and when to probe again. */
   private readonly hosts = new Map<string, { failures: number; until: number }>();
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<TickResult>;
-  private again = false;
-  private stopped = true;
+  private readonly loop: PollLoop;
 
   constructor(deps: {
     store: Store;
@@ -325,6 +322,11 @@ export class Webhooks {
     this.side = deps.side;
     this.clock = deps.clock;
     this.log = deps.log ?? ((msg, err) => console.error(`[webhooks] ${msg}`, err ?? ''));
+    this.loop = new PollLoop(() => this.tick(), {
+      pollMs: this.options.pollMs,
+      minGapMs: this.options.minGapMs,
+      onError: (err) => this.log('sending round failed', err),
+    });
   }
 
   // ------------------------------------------------------------ recording
@@ -614,49 +616,16 @@ export class Webhooks {
   // ------------------------------------------------------------ the loop
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    if (this.options.pollMs > 0) this.schedule(0);
+    this.loop.start();
   }
 
   /** Sends soon (after new deliveries were recorded). */
   kick(): void {
-    if (this.stopped || this.options.pollMs <= 0) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.schedule(0);
+    this.loop.kick();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    const wait = Math.max(ms, this.lastTickEnd + this.options.minGapMs - performance.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.tick();
-      this.running
-        .catch((err) => {
-          this.log('sending round failed', err);
-          return undefined;
-        })
-        .finally(() => {
-          this.running = undefined;
-          this.lastTickEnd = performance.now();
-          const again = this.again;
-          this.again = false;
-          this.schedule(again ? 0 : this.options.pollMs);
-        });
-    }, wait);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   // ------------------------------------------------------------ dispatcher views

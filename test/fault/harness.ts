@@ -390,40 +390,35 @@ function serveEnv(o: ServeOptions): NodeJS.ProcessEnv {
   return env;
 }
 
-/** `node bin/dispatch.js serve` on `port`; resolves once /healthz answers 200. */
-export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<ServeProcess> {
-  const spawnedAt = Date.now();
+/** A running `node bin/dispatch.js …` child, its output kept (last MB), killed by cleanupAll. */
+interface DispatchChild {
+  child: ChildProcess;
+  out(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  gone(): boolean;
+  /** SIGKILL; resolves when the process is gone (epoch ms). */
+  kill(): Promise<number>;
+  /** SIGTERM, then SIGKILL after 15 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+function spawnDispatch(args: string[], env: NodeJS.ProcessEnv): DispatchChild {
   const child = spawn(
     process.execPath,
-    [
-      // Profiling a run: BENCH_SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" (as bench/live.ts).
-      ...(process.env.BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      BIN,
-      'serve',
-      '--port',
-      String(o.port),
-      '--data-dir',
-      o.dataDir,
-      '--config',
-      o.config,
-    ],
-    { cwd: ROOT, env: serveEnv(o), stdio: ['ignore', 'pipe', 'pipe'] },
+    // Profiling a run: BENCH_SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" (as bench/live.ts).
+    [...(process.env.BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, ...args],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
-  // Keeping a run's server output: BENCH_SERVE_LOG=FILE (appended, every process of the run).
+  // Keeping a run's process output: BENCH_SERVE_LOG=FILE (appended, every process of the run).
   const keep = process.env.BENCH_SERVE_LOG;
-  if (keep) {
-    child.stdout!.on('data', (b: Buffer) => appendFileSync(keep, b));
-    child.stderr!.on('data', (b: Buffer) => appendFileSync(keep, b));
-  }
-  child.stdout!.on('data', (b: Buffer) => {
+  const take = (b: Buffer) => {
+    if (keep) appendFileSync(keep, b);
     out += b.toString();
     if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  });
-  child.stderr!.on('data', (b: Buffer) => {
-    out += b.toString();
-    if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  });
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -436,13 +431,38 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
     return Date.now();
   };
   onCleanup(kill);
+  return {
+    child,
+    out: () => out,
+    exited,
+    gone,
+    kill,
+    async stop() {
+      if (gone()) return child.exitCode;
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.kill('SIGTERM');
+      const { code } = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** `node bin/dispatch.js serve` on `port`; resolves once /healthz answers 200. */
+export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<ServeProcess> {
+  const spawnedAt = Date.now();
+  const p = spawnDispatch(
+    ['serve', '--port', String(o.port), '--data-dir', o.dataDir, '--config', o.config],
+    serveEnv(o),
+  );
+  const { child, gone, out } = p;
   const url = `http://127.0.0.1:${o.port}`;
   let listeningAt = 0;
   const healthyAt = await waitFor(
     'dispatch serve to answer /healthz',
     async () => {
-      if (gone()) throw new Error(`dispatch serve exited (${child.exitCode ?? child.signalCode}):\n${out}`);
-      if (!listeningAt && out.includes('listening on')) listeningAt = Date.now();
+      if (gone()) throw new Error(`dispatch serve exited (${child.exitCode ?? child.signalCode}):\n${out()}`);
+      if (!listeningAt && out().includes('listening on')) listeningAt = Date.now();
       try {
         const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
@@ -455,22 +475,11 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
     25,
   );
   return {
-    child,
+    ...p,
     url,
     spawnedAt,
     listeningAt: listeningAt || healthyAt,
     healthyAt,
-    out: () => out,
-    exited,
-    kill,
-    async stop() {
-      if (gone()) return child.exitCode;
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      child.kill('SIGTERM');
-      const { code } = await exited;
-      clearTimeout(t);
-      return code;
-    },
   };
 }
 
@@ -508,59 +517,19 @@ export interface WorkerProcess {
 export async function startWorker(o: WorkerOptions, timeoutMs = 60_000): Promise<WorkerProcess> {
   const spawnedAt = Date.now();
   const env = serveEnv({ port: 0, config: '', ...o });
-  const child = spawn(process.execPath, [BIN, 'worker', '--data-dir', o.dataDir, ...(o.args ?? [])], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const keep = process.env.BENCH_SERVE_LOG;
-  const take = (b: Buffer) => {
-    if (keep) appendFileSync(keep, b);
-    out += b.toString();
-    if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  };
-  child.stdout!.on('data', take);
-  child.stderr!.on('data', take);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
-  const kill = async () => {
-    if (!gone()) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    return Date.now();
-  };
-  onCleanup(kill);
+  const p = spawnDispatch(['worker', '--data-dir', o.dataDir, ...(o.args ?? [])], env);
+  const { child, gone, out } = p;
   const readyAt = await waitFor(
     'dispatch worker to be ready',
     () => {
-      if (gone()) throw new Error(`dispatch worker exited (${child.exitCode ?? child.signalCode}):\n${out}`);
-      return out.includes('dispatch worker: ready') ? Date.now() : undefined;
+      if (gone())
+        throw new Error(`dispatch worker exited (${child.exitCode ?? child.signalCode}):\n${out()}`);
+      return out().includes('dispatch worker: ready') ? Date.now() : undefined;
     },
     timeoutMs,
     20,
   );
-  return {
-    child,
-    pid: child.pid!,
-    name: `${hostname()}:${child.pid}`,
-    spawnedAt,
-    readyAt,
-    out: () => out,
-    exited,
-    kill,
-    async stop() {
-      if (gone()) return child.exitCode;
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      child.kill('SIGTERM');
-      const { code } = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+  return { ...p, pid: child.pid!, name: `${hostname()}:${child.pid}`, spawnedAt, readyAt };
 }
 
 export function tokens(secret: string) {

@@ -66,6 +66,7 @@ import { authConfigFromEnv, defaultDataDir, mintToken, type Role } from '../../s
 import { createMetrics, type HttpServer, SocketPublisher, startHttp } from '../../server/index.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
 import { delegatedQueuesFrom, engineConfigFrom, engineEnvFrom, UsageError } from '../engine-env.ts';
+import { runUntilSignal } from '../until-signal.ts';
 
 export { UsageError };
 
@@ -502,28 +503,5 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const code = await new Promise<number>((done) => {
-    let signalled = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) {
-        process.stderr.write(`dispatch serve: ${signal} again, exiting now\n`);
-        process.exit(130);
-      }
-      signalled = true;
-      process.stdout.write(`dispatch: ${signal}: shutting down\n`);
-      handle.close().then(
-        () => done(0),
-        (err: unknown) => {
-          process.stderr.write(`dispatch serve: shutdown failed: ${(err as Error).message}\n`);
-          done(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  // Anything left holding the event loop (a stray socket, a driver's timer) must not keep a
-  // stopped server alive.
-  setTimeout(() => process.exit(code), 3000).unref();
-  return code;
+  return runUntilSignal('serve', () => handle.close());
 }

@@ -38,6 +38,7 @@ import { DEFAULT_WEBHOOK_OPTIONS } from '../../engine/webhooks.ts';
 import { type BullmqProcessOptions, BullmqQueue } from '../../queue/bullmq-queue.ts';
 import { defaultDataDir } from '../../server/auth.ts';
 import { engineConfigFrom, engineEnvFrom, UsageError } from '../engine-env.ts';
+import { runUntilSignal } from '../until-signal.ts';
 
 /** Stalled-job recovery of the worker's queues (faster than BullMQ's 30 s + 30 s). */
 export const WORKER_RECOVERY = { lockDurationMs: 5000, stalledIntervalMs: 1000, maxStalledCount: 10 };
@@ -227,26 +228,5 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const code = await new Promise<number>((done) => {
-    let signalled = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) {
-        process.stderr.write(`dispatch worker: ${signal} again, exiting now\n`);
-        process.exit(130);
-      }
-      signalled = true;
-      process.stdout.write(`dispatch worker: ${signal}: shutting down\n`);
-      handle.close().then(
-        () => done(0),
-        (err: unknown) => {
-          process.stderr.write(`dispatch worker: shutdown failed: ${(err as Error).message}\n`);
-          done(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  setTimeout(() => process.exit(code), 3000).unref();
-  return code;
+  return runUntilSignal('worker', () => handle.close());
 }
