@@ -23,7 +23,13 @@ import {
 } from '../kpi/review-rules.ts';
 import { ApiError } from '../server/errors.ts';
 import type { FollowUpStore, ReviewFilter, ReviewRecord, ReviewStatus } from '../store/followup-store.ts';
-import { type IncidentDetail, isStoreError, type Store, type StoredEvent } from '../store/store.ts';
+import {
+  type IncidentDetail,
+  isStoreError,
+  type Store,
+  type StoredEvent,
+  type UnitRecord,
+} from '../store/store.ts';
 import { actorTag, requireOperator, requireRole } from './access.ts';
 import type { Actor } from './api.ts';
 import { checkText, invalidField, toApi } from './errors.ts';
@@ -32,6 +38,13 @@ import type { Clock } from './ports.ts';
 import { iso } from './views.ts';
 
 export const REVIEW_CURSOR = 'reviews';
+/** Event kinds whose rules look their incident (and unit) up: see src/kpi/review-rules.ts. */
+const LOOKS_UP = new Set(['on_scene', 'closed']);
+
+interface RoundCache {
+  incidents: Map<string, Promise<IncidentDetail | undefined>>;
+  units: Map<string, Promise<UnitRecord | undefined>>;
+}
 const SYS_REVIEWS = 'system:reviews';
 
 export interface ReviewView {
@@ -122,7 +135,7 @@ export class Reviews {
     const events = await this.store.listEvents({ afterId: cursor, limit: this.opts.batch });
     let last = cursor;
     let raised = 0;
-    const cache = new Map<string, Promise<IncidentDetail | undefined>>();
+    const cache = this.prefetch(events);
     for (const e of events) {
       if (e.id !== last + 1) {
         const now = this.clock.now();
@@ -176,13 +189,49 @@ export class Reviews {
     });
   }
 
-  /** The rules' lookups for one event, from the store (incident details cached for the round). */
-  private lookup(e: StoredEvent, cache: Map<string, Promise<IncidentDetail | undefined>>): ReviewLookup {
+  /**
+   * The incidents and units the round's rules will look up, read in bulk: one lookup per
+   * on-scene event cost four round trips, which at 200 arrivals/s took half of the embedded
+   * database's time from the engine's commits.
+   */
+  private prefetch(events: StoredEvent[]): RoundCache {
+    const incidentIds = new Set<string>();
+    const unitIds = new Set<string>();
+    for (const e of events) {
+      if (!e.incidentId || !LOOKS_UP.has(e.kind)) continue;
+      incidentIds.add(e.incidentId);
+      if (e.unitId) unitIds.add(e.unitId);
+    }
+    const incidents = new Map<string, Promise<IncidentDetail | undefined>>();
+    const units = new Map<string, Promise<UnitRecord | undefined>>();
+    if (incidentIds.size > 0) {
+      const byId = this.store.getIncidents([...incidentIds]).then((ds) => new Map(ds.map((d) => [d.id, d])));
+      for (const id of incidentIds)
+        incidents.set(
+          id,
+          byId.then((m) => m.get(id)),
+        );
+    }
+    if (unitIds.size > 0) {
+      const byId = this.store.getUnits([...unitIds]).then((us) => new Map(us.map((u) => [u.id, u])));
+      for (const id of unitIds)
+        units.set(
+          id,
+          byId.then((m) => m.get(id)),
+        );
+    }
+    // A failed bulk read fails the round at its first lookup (the loop logs it and retries).
+    for (const p of [...incidents.values(), ...units.values()]) p.catch(() => {});
+    return { incidents, units };
+  }
+
+  /** The rules' lookups for one event, from the store (cached for the round). */
+  private lookup(e: StoredEvent, cache: RoundCache): ReviewLookup {
     const detail = (id: string) => {
-      let p = cache.get(id);
+      let p = cache.incidents.get(id);
       if (!p) {
         p = this.store.getIncident(id);
-        cache.set(id, p);
+        cache.incidents.set(id, p);
       }
       return p;
     };
@@ -212,7 +261,14 @@ export class Reviews {
         }
         return start;
       },
-      unitSpeedKmh: async (unitId) => (await this.store.getUnit(unitId))?.speedKmh,
+      unitSpeedKmh: async (unitId) => {
+        let p = cache.units.get(unitId);
+        if (!p) {
+          p = this.store.getUnit(unitId);
+          cache.units.set(unitId, p);
+        }
+        return (await p)?.speedKmh;
+      },
       refusals: async (unitId, kind, since, until) => {
         const list = await this.store.listAssignments({
           unitId,

@@ -274,6 +274,17 @@ export class MemoryStore implements Store {
     });
   }
 
+  async getUnits(ids: readonly string[]): Promise<UnitRecord[]> {
+    return this.run(() => {
+      const out: UnitRecord[] = [];
+      for (const id of new Set(ids)) {
+        const u = this.db.units.get(id);
+        if (u) out.push(clone(u));
+      }
+      return out;
+    });
+  }
+
   async listUnits(
     filter: { status?: UnitStatus | UnitStatus[]; department?: string } = {},
   ): Promise<UnitRecord[]> {
@@ -347,6 +358,15 @@ export class MemoryStore implements Store {
       this.side(tx, incidentCreatedWrites(rec, { ...opts, at: now }));
       return { incident: clone(rec), created: true };
     });
+  }
+
+  async getIncidents(ids: readonly string[]): Promise<IncidentDetail[]> {
+    const out: IncidentDetail[] = [];
+    for (const id of new Set(ids)) {
+      const d = await this.getIncident(id);
+      if (d) out.push(d);
+    }
+    return out;
   }
 
   async getIncident(id: string): Promise<IncidentDetail | undefined> {

@@ -561,6 +561,16 @@ export class SqlStore implements Store {
     return rows.length ? toUnit(rows[0]) : undefined;
   }
 
+  async getUnits(ids: readonly string[]): Promise<UnitRecord[]> {
+    if (ids.length === 0) return [];
+    await this.sync();
+    const rows = await this.q(
+      'SELECT * FROM units WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))',
+      [json([...new Set(ids)])],
+    );
+    return rows.map(toUnit);
+  }
+
   async listUnits(
     filter: { status?: UnitStatus | UnitStatus[]; department?: string } = {},
   ): Promise<UnitRecord[]> {
@@ -713,6 +723,37 @@ export class SqlStore implements Store {
     const asg = assignments.map(toAssignment);
     const assigned = asg.filter((a) => isActiveAssignmentStatus(a.status)).map((a) => a.unitId);
     return { ...toIncident(rows[0], assigned), timeline: events.map(toEvent), assignments: asg };
+  }
+
+  async getIncidents(ids: readonly string[]): Promise<IncidentDetail[]> {
+    if (ids.length === 0) return [];
+    await this.flushDeferred();
+    const list = json([...new Set(ids)]);
+    const any = 'ANY(ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))';
+    const rows = await this.q(`SELECT * FROM incidents WHERE id = ${any}`, [list]);
+    if (rows.length === 0) return [];
+    const events = await this.q(`SELECT * FROM events WHERE incident_id = ${any} ORDER BY id`, [list]);
+    const assignments = await this.q(
+      `SELECT * FROM assignments WHERE incident_id = ${any} ORDER BY offered_at, id COLLATE "C"`,
+      [list],
+    );
+    const timelines = new Map<string, StoredEvent[]>();
+    for (const e of events.map(toEvent)) {
+      const l = timelines.get(e.incidentId!);
+      if (l) l.push(e);
+      else timelines.set(e.incidentId!, [e]);
+    }
+    const byIncident = new Map<string, AssignmentRecord[]>();
+    for (const a of assignments.map(toAssignment)) {
+      const l = byIncident.get(a.incidentId);
+      if (l) l.push(a);
+      else byIncident.set(a.incidentId, [a]);
+    }
+    return rows.map((r) => {
+      const asg = byIncident.get(r.id as string) ?? [];
+      const assigned = asg.filter((a) => isActiveAssignmentStatus(a.status)).map((a) => a.unitId);
+      return { ...toIncident(r, assigned), timeline: timelines.get(r.id as string) ?? [], assignments: asg };
+    });
   }
 
   async listIncidents(filter: IncidentFilter = {}): Promise<IncidentRecord[]> {

@@ -416,6 +416,8 @@ export interface Store {
   /** Inserts or replaces a unit; `expectVersion` makes it optimistic (CONFLICT stale). */
   upsertUnit(unit: UnitInput, opts?: UpsertUnitOptions): Promise<UnitRecord>;
   getUnit(id: string): Promise<UnitRecord | undefined>;
+  /** The units of `ids` that exist, in any order: one round trip for a batch of lookups. */
+  getUnits(ids: readonly string[]): Promise<UnitRecord[]>;
   listUnits(filter?: { status?: UnitStatus | UnitStatus[]; department?: string }): Promise<UnitRecord[]>;
 
   // incidents
@@ -430,6 +432,8 @@ export interface Store {
     opts: CreateIncidentOptions,
   ): Promise<{ incident: IncidentRecord; created: boolean }>;
   getIncident(id: string): Promise<IncidentDetail | undefined>;
+  /** getIncident for many ids at once (those that exist, in any order): three queries in all. */
+  getIncidents(ids: readonly string[]): Promise<IncidentDetail[]>;
   listIncidents(filter?: IncidentFilter): Promise<IncidentRecord[]>;
   /**
    * Moves an incident from `from` (one status or any of several) to `to`; CONFLICT stale

@@ -203,6 +203,8 @@ export function storeContract(
 
       expect(await store.getUnit('FE-02')).toEqual(b);
       expect(await store.getUnit('nope')).toBeUndefined();
+      const some = await store.getUnits(['nope', 'FE-02', 'AMB-1', 'FE-02']);
+      expect(some.sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual([await store.getUnit('AMB-1'), b]);
       expect((await store.listUnits()).map((u) => u.id)).toEqual(['AMB-1', 'FE-02']);
       expect((await store.listUnits({ status: 'en_route' })).map((u) => u.id)).toEqual(['FE-02']);
       expect((await store.listUnits({ department: 'health' })).map((u) => u.id)).toEqual(['AMB-1']);
@@ -253,6 +255,10 @@ export function storeContract(
       expect(detail?.timeline[0]).toMatchObject({ incidentId: 'I-000001', actor, at: T0 });
       expect(detail?.assignments).toEqual([]);
       expect(await store.getIncident('nope')).toBeUndefined();
+      // The bulk read gives what the single one gives, for the ids that exist.
+      const many = await store.getIncidents(['nope', 'I-000001', 'I-000001']);
+      expect(many).toEqual([detail]);
+      expect(await store.getIncidents([])).toEqual([]);
 
       const jobs = await store.claimOutbox(10);
       expect(jobs).toHaveLength(1);
