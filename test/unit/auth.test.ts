@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   bearerToken,
   mintToken,
@@ -75,6 +75,24 @@ describe('verifyToken', () => {
   it('says TOKEN_EXPIRED for an expired token', async () => {
     const token = await mintToken({ role: 'admin', ttlS: 60 }, secret, { nowS: now() - 3600 });
     expect(await codeOf(verifyToken(token, cfg))).toBe('TOKEN_EXPIRED');
+  });
+
+  it('a token verified once still expires, and a changed signature is checked anew', async () => {
+    const own = { secret };
+    const t0 = now();
+    const token = await mintToken({ role: 'unit', unitId: 'FE-01', ttlS: 60 }, secret, { nowS: t0 });
+    expect((await verifyToken(token, own)).actor.unitId).toBe('FE-01');
+    expect((await verifyToken(token, own)).actor.unitId).toBe('FE-01');
+    const [h, p, sig] = token.split('.');
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`;
+    expect(await codeOf(verifyToken(flipped, own))).toBe('UNAUTHENTICATED');
+    vi.useFakeTimers({ now: (t0 + 66) * 1000 });
+    try {
+      expect(await codeOf(verifyToken(token, own))).toBe('TOKEN_EXPIRED');
+      expect(await codeOf(verifyToken(token, own))).toBe('TOKEN_EXPIRED');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('requires exp, a known role, and unitId for a unit', async () => {
