@@ -220,11 +220,20 @@ export class Engine implements EngineApi {
     if (this.state !== 'new') throw new Error(`engine cannot start: it is ${this.state}`);
     this.state = 'starting';
     try {
-      const snap = await this.store.loadSnapshot();
+      // Three independent reads at once: after a crash under load each takes hundreds of ms.
+      const now = this.now();
+      const [snap, refused] = await Promise.all([
+        this.store.loadSnapshot(),
+        this.store.listAssignments({
+          status: ['declined', 'timed_out'],
+          endedSince: now - Math.max(this.config.declineExcludeS, this.config.nonResponseWindowS),
+          limit: 100_000,
+        }),
+        this.alerts.reload(this.store),
+      ]);
       this.mirror.load(snap);
       await this.repairUnits();
-      await this.alerts.reload(this.store);
-      await this.rebuildExclusions();
+      this.rebuildExclusions(refused, now);
       this.state = 'running';
     } catch (err) {
       this.state = 'new';
@@ -916,15 +925,11 @@ export class Engine implements EngineApi {
     }
   }
 
-  private async rebuildExclusions(): Promise<void> {
-    const now = this.now();
-    // One query: every refusal recent enough to still exclude its unit from the incident, or
-    // to count towards the unit's non-responses.
-    const refused = await this.store.listAssignments({
-      status: ['declined', 'timed_out'],
-      endedSince: now - Math.max(this.config.declineExcludeS, this.config.nonResponseWindowS),
-      limit: 100_000,
-    });
+  /**
+   * Exclusions and non-response counts from every refusal recent enough to still exclude its
+   * unit from the incident, or to count towards the unit's non-responses (read by start()).
+   */
+  private rebuildExclusions(refused: AssignmentRecord[], now: number): void {
     this.nonResponses.clear();
     for (const a of refused) {
       const ended = a.endedAt ?? a.updatedAt;
