@@ -244,7 +244,16 @@ export class Engine implements EngineApi {
     // 30 s on), the others are re-armed. All of it in the background: after a crash under
     // load there are thousands (seconds of lane batches and Redis round trips), and the
     // engine must serve, and decide, meanwhile. stop() waits for it.
-    this.requestDecision('start');
+    // The first decision runs at once in the lane, not through the queue: its workers start
+    // after this returns, and after a crash the backlog has waited long enough.
+    this.track(
+      this.lane
+        .run(() => this.decideRound())
+        .catch((e) => {
+          this.log('the first decision round failed (the next trigger retries)', e);
+          this.requestDecision('start');
+        }),
+    );
     this.track(
       this.sweep({ rearmInBackground: true }).catch((e) =>
         this.log('the start-up sweep failed (the periodic one retries)', e),

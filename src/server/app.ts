@@ -290,7 +290,7 @@ export function buildApp(deps: AppDeps): App {
         return sendError(reply, new ApiError('UNAVAILABLE'));
       }
       try {
-        await deps.store.lastMessageSeq('consoles');
+        await deps.store.ping();
       } catch {
         return sendError(reply, new ApiError('UNAVAILABLE', 'The store does not answer'));
       }

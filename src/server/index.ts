@@ -61,6 +61,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   const { publisher, port, host, sockets: socketOpts, ...appDeps } = opts;
   const app = buildApp(appDeps);
   const sockets = attachSockets(app, {
+    ...(opts.ready ? { ready: opts.ready } : {}),
     ...socketOpts,
     engine: opts.engine,
     store: opts.store,

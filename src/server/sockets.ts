@@ -145,6 +145,13 @@ export interface SocketDeps {
   adapter?: ServerOptions['adapter'];
   /** socket.io path (default `/socket.io`). */
   path?: string;
+  /**
+   * Whether the engine serves (as /healthz). Handshakes wait for it, up to `admitWaitMs`
+   * (default 15 s; then UNAVAILABLE): after a crash a thousand units reconnect at once, and
+   * their handshakes and catch-up reads held the restarted engine's start up.
+   */
+  ready?: () => boolean;
+  admitWaitMs?: number;
   /** Logger for failures (default: the fastify logger when attached to an app, else none). */
   log?: { warn: (obj: unknown, msg?: string) => void; error: (obj: unknown, msg?: string) => void };
 }
@@ -369,6 +376,24 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
     if (!originAllowed(h.origin, h.host, deps)) return next(connectError('BAD_ORIGIN'));
     next();
   });
+  if (deps.ready) {
+    const ready = deps.ready;
+    const waitMs = deps.admitWaitMs ?? 15_000;
+    io.use((_socket, next) => {
+      if (ready()) return next();
+      const end = Date.now() + waitMs;
+      const timer = setInterval(() => {
+        if (ready()) {
+          clearInterval(timer);
+          next();
+        } else if (Date.now() > end) {
+          clearInterval(timer);
+          next(connectError('UNAVAILABLE'));
+        }
+      }, 25);
+      timer.unref();
+    });
+  }
   io.use((socket, next) => {
     const auth = (socket.handshake.auth ?? {}) as { token?: unknown };
     const token =

@@ -852,6 +852,10 @@ export class MemoryStore implements Store {
     });
   }
 
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('the store is closed');
+  }
+
   async close(): Promise<void> {
     if (this.tx) throw new Error('close() is not allowed inside a transaction');
     this.closed = true;

@@ -1488,6 +1488,11 @@ export class SqlStore implements Store {
     });
   }
 
+  async ping(): Promise<void> {
+    if (this.client.queryWrite) await this.client.queryWrite('SELECT 1');
+    else await this.client.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     if (this.client.inTransaction) throw new Error('close() is not allowed inside a transaction');
     await this.client.close();

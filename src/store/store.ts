@@ -529,6 +529,12 @@ export interface Store {
   /** Consistent view for a restarting engine: units, open incidents, active assignments. */
   loadSnapshot(): Promise<Snapshot>;
 
+  /**
+   * Resolves when the database answers (readiness), on the connections kept for writers: a
+   * restarted engine's clients catching up fill the readers' pool for seconds.
+   */
+  ping(): Promise<void>;
+
   close(): Promise<void>;
 }
 

@@ -1006,7 +1006,9 @@ export function storeContract(
       expect(before.activeAssignments.map((a) => [a.id, a.ackDeadline])).toEqual([['A-1', T0 + 31]]);
       expect(before.at).toBe(T0);
 
+      await store.ping();
       await store.close();
+      await expect(store.ping()).rejects.toThrow();
       store = await target.open(opts);
 
       const after = await store.loadSnapshot();

@@ -14,6 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -463,13 +464,7 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
     async () => {
       if (gone()) throw new Error(`dispatch serve exited (${child.exitCode ?? child.signalCode}):\n${out()}`);
       if (!listeningAt && out().includes('listening on')) listeningAt = Date.now();
-      try {
-        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        return res.status === 200 ? Date.now() : undefined;
-      } catch {
-        return undefined;
-      }
+      return (await probeHealth(url)) === 200 ? Date.now() : undefined;
     },
     timeoutMs,
     25,
@@ -481,6 +476,23 @@ export async function startServe(o: ServeOptions, timeoutMs = 120_000): Promise<
     listeningAt: listeningAt || healthyAt,
     healthyAt,
   };
+}
+
+/**
+ * GET /healthz on a connection of its own, as an orchestrator's probe does: fetch() would
+ * queue it behind this process's own posts in the shared connection pool, and after a restart
+ * thousands of retried posts wait there for seconds. The status, or undefined (no answer in 2 s).
+ */
+export function probeHealth(url: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = httpGet(`${url}/healthz`, { agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
 }
 
 // ====================================================================== dispatch worker

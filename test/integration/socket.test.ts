@@ -362,6 +362,48 @@ describe('gauges and close', () => {
     await until(() => sockets.clients().units === base.units && sockets.clients().consoles === base.consoles);
   });
 
+  it('holds handshakes until the engine serves; refuses them with UNAVAILABLE past the wait', async () => {
+    let ready = false;
+    const other = buildApp({ engine, store, auth: { secret } });
+    const h = attachSockets(other, { engine, store, auth: { secret }, ready: () => ready, admitWaitMs: 600 });
+    await other.listen({ port: 0, host: '127.0.0.1' });
+    const port = (other.server.address() as AddressInfo).port;
+    const client = async () =>
+      connect(`http://127.0.0.1:${port}`, {
+        auth: { token: await token('admin') },
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+      }) as Client;
+    try {
+      const refused = await client();
+      const why = await new Promise<unknown>((r) =>
+        refused.once('connect_error', (e) => r((e as { data?: unknown }).data)),
+      );
+      expect(why).toMatchObject({ code: 'UNAVAILABLE' });
+      refused.disconnect();
+
+      const held = await client();
+      let connectedAt = 0;
+      const up = new Promise<void>((r) =>
+        held.once('connect', () => {
+          connectedAt = Date.now();
+          r();
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(held.connected).toBe(false);
+      const readyAt = Date.now();
+      ready = true;
+      await up;
+      expect(connectedAt).toBeGreaterThanOrEqual(readyAt);
+      held.disconnect();
+    } finally {
+      await other.close();
+      await h.close();
+    }
+  });
+
   it('app.close() disconnects clients and stops (preClose hook)', async () => {
     const other = buildApp({ engine, store, auth: { secret } });
     const h = attachSockets(other, { engine, store, auth: { secret } });

@@ -213,9 +213,11 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   const embedded = !env.DATABASE_URL;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { config: auth, secret } = authConfigFromEnv({ dataDir, create: true, env });
+  const loadedAtMs = Math.round(process.uptime() * 1000);
   const deps = await createEngineDeps(engineEnvFrom(env, join(dataDir, 'pglite')));
   const { store, queue } = deps;
 
+  const depsAtMs = Math.round(process.uptime() * 1000);
   const metrics = createMetrics({ defaultMetrics: true });
   const publisher = new SocketPublisher();
   const engine = new Engine({
@@ -264,11 +266,26 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   let draining = false;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   let http: HttpServer | undefined;
+  // Milestones of the start, in ms since the process started (a restart must be deciding
+  // again within seconds: this line says where they went).
+  const startedAt: Record<string, number> = { modules: loadedAtMs, store: depsAtMs };
+  const mark = (what: string) => {
+    startedAt[what] = Math.round(process.uptime() * 1000);
+  };
   const startCore = async () => {
+    mark('lease');
     await engine.start();
+    mark('engine');
     workers = await startWorkers(engine, queue, store, { followUp, delegate });
     followUp.start({ webhookSender: !delegate.includes(QUEUES.notifications) });
     await seedUnits(engine, district.units);
+    mark('core');
+    const open = Object.values(engine.openIncidentCounts()).reduce((a, b) => a + b, 0);
+    print(
+      `dispatch: core running with ${open} open incidents; ms from process start: ${Object.entries(startedAt)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
   };
   const teardown = async () => {
     draining = true;
@@ -308,6 +325,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
           : {}),
       },
     });
+    mark('listening');
     if (clustered) {
       // Listening first, then the lease: a node that takes it over after a crash has a backlog
       // whose first seconds of work would otherwise hold its HTTP start (measured: 18 s to
