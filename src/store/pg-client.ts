@@ -73,15 +73,25 @@ export class PgClient implements SqlClient {
     this.writers.on('error', () => {});
   }
 
-  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    return run<T>(this.pool, text, params);
+  lastAnswerAt = 0;
+
+  private answered<T>(r: T): T {
+    this.lastAnswerAt = Date.now();
+    return r;
   }
 
-  queryWrite<T = Record<string, unknown>>(
+  async query<T = Record<string, unknown>>(
     text: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
-    return run<T>(this.writers, text, params);
+    return this.answered(await run<T>(this.pool, text, params));
+  }
+
+  async queryWrite<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return this.answered(await run<T>(this.writers, text, params));
   }
 
   async exec(script: string): Promise<void> {
@@ -96,7 +106,7 @@ export class PgClient implements SqlClient {
       try {
         const out = await fn(new PgTxClient(conn, 0));
         await conn.query('COMMIT');
-        return out;
+        return this.answered(out);
       } catch (err) {
         try {
           await conn.query('ROLLBACK');

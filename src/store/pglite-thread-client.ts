@@ -26,6 +26,8 @@ class DbError extends Error {
 }
 
 class Channel {
+  /** Epoch ms of the last statement answered (SqlClient.lastAnswerAt). */
+  lastAnswerAt = 0;
   private next = 1;
   private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: Error): void }>();
   private failed?: Error;
@@ -37,7 +39,10 @@ class Channel {
       if (!w) return;
       this.waiting.delete(m.id);
       if (m.error) w.reject(new DbError(m.error.message, m.error.code, m.error.constraint));
-      else w.resolve(m);
+      else {
+        this.lastAnswerAt = Date.now();
+        w.resolve(m);
+      }
     });
     const fail = (err: Error) => {
       this.failed = err;
@@ -130,6 +135,10 @@ export class PgliteThreadClient implements SqlClient {
     } finally {
       release();
     }
+  }
+
+  get lastAnswerAt(): number {
+    return this.ch.lastAnswerAt;
   }
 
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {

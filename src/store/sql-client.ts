@@ -12,6 +12,12 @@ export interface SqlClient {
   readonly dialect: 'postgres' | 'pglite';
   /** True on the client handed to a transaction callback. */
   readonly inTransaction: boolean;
+  /**
+   * Epoch ms of the database's last answer to any statement, when the adapter tracks it: a
+   * readiness check skips its own round trip when this is recent (under a backlog every
+   * connection is busy, and a ping queued behind the work said "not ready" for 36 s).
+   */
+  readonly lastAnswerAt?: number;
   /** One statement with optional parameters. */
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
   /**

@@ -1489,15 +1489,24 @@ export class SqlStore implements Store {
   }
 
   async ping(): Promise<void> {
+    if (this.closed) throw new Error('the store is closed');
+    const last = this.client.lastAnswerAt;
+    if (last !== undefined && Date.now() - last < PING_FRESH_MS) return;
     if (this.client.queryWrite) await this.client.queryWrite('SELECT 1');
     else await this.client.query('SELECT 1');
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
     if (this.client.inTransaction) throw new Error('close() is not allowed inside a transaction');
+    this.closed = true;
     await this.client.close();
   }
 }
+
+/** A database that answered anything this recently needs no ping (see SqlClient.lastAnswerAt). */
+const PING_FRESH_MS = 2000;
 
 /** Maps database errors that escaped the checks above to StoreError. */
 function translate(err: unknown): unknown {

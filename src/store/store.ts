@@ -530,8 +530,9 @@ export interface Store {
   loadSnapshot(): Promise<Snapshot>;
 
   /**
-   * Resolves when the database answers (readiness), on the connections kept for writers: a
-   * restarted engine's clients catching up fill the readers' pool for seconds.
+   * Resolves when the database answers (readiness): at once when it answered any statement
+   * in the last 2 s (under a backlog every connection is busy for seconds), else by a round
+   * trip on a connection kept for writers (clients catching up fill the readers' pool).
    */
   ping(): Promise<void>;
 
