@@ -211,15 +211,15 @@ export class Engine implements EngineApi {
     return this.state === 'running';
   }
 
-  /**
-   * Loads the snapshot, rebuilds the mirror, reloads alerts and exclusions, re-arms ack and
-   * target timers from the stored deadlines (those already past fire at once) and asks for
-   * a decision for whatever waits. Start the workers after this.
-   */
   /** A periodic sweep is running / the start-up sweep's re-arming is (one at a time). */
   private sweeping = false;
   private rearming: Promise<void> | undefined;
 
+  /**
+   * Loads the snapshot, rebuilds the mirror, reloads alerts and exclusions, re-arms ack and
+   * target timers from the stored deadlines (those already past fire at once) and runs a
+   * first decision for whatever waits. Start the workers after this.
+   */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`engine cannot start: it is ${this.state}`);
     this.state = 'starting';

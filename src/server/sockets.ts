@@ -379,19 +379,32 @@ export function attachSockets(target: FastifyInstance | HttpServer, deps: Socket
   if (deps.ready) {
     const ready = deps.ready;
     const waitMs = deps.admitWaitMs ?? 15_000;
+    // One poll for every waiting handshake (a thousand arrive together after a crash).
+    const waiting = new Set<() => void>();
+    let poll: NodeJS.Timeout | undefined;
+    const check = () => {
+      if (!ready()) return;
+      clearInterval(poll);
+      poll = undefined;
+      for (const admit of waiting) admit();
+    };
     io.use((_socket, next) => {
       if (ready()) return next();
-      const end = Date.now() + waitMs;
-      const timer = setInterval(() => {
-        if (ready()) {
-          clearInterval(timer);
-          next();
-        } else if (Date.now() > end) {
-          clearInterval(timer);
-          next(connectError('UNAVAILABLE'));
-        }
-      }, 25);
-      timer.unref();
+      const admit = () => {
+        waiting.delete(admit);
+        clearTimeout(refuse);
+        next();
+      };
+      const refuse = setTimeout(() => {
+        waiting.delete(admit);
+        next(connectError('UNAVAILABLE'));
+      }, waitMs);
+      refuse.unref();
+      waiting.add(admit);
+      if (!poll) {
+        poll = setInterval(check, 25);
+        poll.unref();
+      }
     });
   }
   io.use((socket, next) => {
