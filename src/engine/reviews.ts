@@ -12,6 +12,7 @@
 
 import type { LonLat } from '../core/types.ts';
 import {
+  LOOKUP_EVENT_KINDS,
   type NewReviewFlag,
   REVIEW_KINDS,
   type Refusal,
@@ -38,8 +39,6 @@ import type { Clock } from './ports.ts';
 import { iso } from './views.ts';
 
 export const REVIEW_CURSOR = 'reviews';
-/** Event kinds whose rules look their incident (and unit) up: see src/kpi/review-rules.ts. */
-const LOOKS_UP = new Set(['on_scene', 'closed']);
 
 interface RoundCache {
   incidents: Map<string, Promise<IncidentDetail | undefined>>;
@@ -198,7 +197,7 @@ export class Reviews {
     const incidentIds = new Set<string>();
     const unitIds = new Set<string>();
     for (const e of events) {
-      if (!e.incidentId || !LOOKS_UP.has(e.kind)) continue;
+      if (!e.incidentId || !LOOKUP_EVENT_KINDS.has(e.kind)) continue;
       incidentIds.add(e.incidentId);
       if (e.unitId) unitIds.add(e.unitId);
     }

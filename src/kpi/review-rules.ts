@@ -113,6 +113,12 @@ export interface Refusal {
 }
 
 /** What the rules ask about the past. */
+/**
+ * Event kinds whose rules (below) look their incident and unit up: a caller answering
+ * lookups from a database can read those ahead, in bulk. Keep in step with reviewEvent.
+ */
+export const LOOKUP_EVENT_KINDS: ReadonlySet<string> = new Set(['on_scene', 'closed']);
+
 export interface ReviewLookup {
   incident(
     incidentId: string,

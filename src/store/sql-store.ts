@@ -711,18 +711,7 @@ export class SqlStore implements Store {
   }
 
   async getIncident(id: string): Promise<IncidentDetail | undefined> {
-    await this.flushDeferred();
-    const rows = await this.q('SELECT * FROM incidents WHERE id = $1', [id]);
-    if (rows.length === 0) return undefined;
-    const [events, assignments] = [
-      await this.q('SELECT * FROM events WHERE incident_id = $1 ORDER BY id', [id]),
-      await this.q('SELECT * FROM assignments WHERE incident_id = $1 ORDER BY offered_at, id COLLATE "C"', [
-        id,
-      ]),
-    ];
-    const asg = assignments.map(toAssignment);
-    const assigned = asg.filter((a) => isActiveAssignmentStatus(a.status)).map((a) => a.unitId);
-    return { ...toIncident(rows[0], assigned), timeline: events.map(toEvent), assignments: asg };
+    return (await this.getIncidents([id]))[0];
   }
 
   async getIncidents(ids: readonly string[]): Promise<IncidentDetail[]> {
