@@ -7,17 +7,16 @@
 // A restarted engine must be deciding again within two seconds, and loading is most of it:
 // some 150 TypeScript modules through tsx's loader took seconds; the libraries as thousands
 // of files through Node's module loader, 1.3 s; bundled with them, 0.6 s. Libraries that
-// read files beside their own code at run time (Lua scripts, WASM, worker threads) stay
-// imports. Source maps are written but read only with DISPATCH_SOURCE_MAPS=1: parsing them
-// at start cost another 0.2 s. DISPATCH_FROM_SOURCE=1 runs the sources through tsx instead.
+// read files beside their own code at run time (WASM, worker threads, static assets) stay
+// imports; BullMQ inlines its Lua scripts and is bundled, with ioredis and pino. `serve` loads
+// its HTTP and socket stack in a chunk of its own after the core runs (src/cli/commands/serve.ts).
+// Source maps are written but read only with DISPATCH_SOURCE_MAPS=1: parsing them at start
+// cost another 0.2 s. DISPATCH_FROM_SOURCE=1 runs the sources through tsx instead.
 
-/** Kept as imports (see above); ioredis because bullmq must get the client class it knows. */
+/** Kept as imports (see above). */
 const EXTERNAL = [
-  'bullmq',
-  'ioredis',
   '@electric-sql/pglite',
   '@fastify/swagger-ui',
-  'pino',
   'thread-stream',
   'pg-native',
   'esbuild',
@@ -84,6 +83,8 @@ async function build(key) {
     external: EXTERNAL,
     banner: { js: BANNER },
     sourcemap: 'linked',
+    minifyWhitespace: true,
+    minifySyntax: true,
     logLevel: 'warning',
   });
   try {

@@ -32,7 +32,7 @@ import type { FastifyInstance } from 'fastify';
 import { type ExtendedError, Server, type ServerOptions, type Socket } from 'socket.io';
 import { Compile } from 'typebox/compile';
 import type { Actor, EngineApi } from '../engine/api.ts';
-import type { Publisher, Recipient } from '../engine/ports.ts';
+import type { Recipient } from '../engine/ports.ts';
 import type {
   AckInput,
   ClientToServerEvents,
@@ -48,6 +48,7 @@ import { ApiError, type ErrorCode } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { TokenBucket } from './rate.ts';
 import { AckEvent, LocationEvent, ResyncEvent, StatusEvent } from './schemas.ts';
+import { SocketPublisher } from './socket-publisher.ts';
 import { guardStatusReport } from './status-guard.ts';
 
 type Envelope = { seq: number; at: number; data: unknown };
@@ -82,6 +83,8 @@ const CLIENT_EVENTS: ReadonlySet<string> = new Set<keyof ClientToServerEvents>([
   'resync',
 ]);
 
+export { SocketPublisher };
+
 const RESERVED = new Set([
   'connect',
   'connect_error',
@@ -90,30 +93,6 @@ const RESERVED = new Set([
   'newListener',
   'removeListener',
 ]);
-
-/**
- * The engine's Publisher for socket.io. Create it before the engine (it drops messages until
- * `attachSockets` binds it: they are in the store, and clients resync on connect).
- */
-export class SocketPublisher implements Publisher {
-  private sink?: (recipient: Recipient, event: string, envelope: Envelope) => void;
-
-  publish(recipient: Recipient, event: string, envelope: Envelope): void {
-    this.sink?.(recipient, event, envelope);
-  }
-
-  get bound(): boolean {
-    return this.sink !== undefined;
-  }
-
-  /** @internal Used by attachSockets; returns the unbind function. */
-  bind(sink: (recipient: Recipient, event: string, envelope: Envelope) => void): () => void {
-    this.sink = sink;
-    return () => {
-      if (this.sink === sink) this.sink = undefined;
-    };
-  }
-}
 
 export interface SocketDeps {
   engine: EngineApi;
