@@ -207,6 +207,17 @@ export class Engine implements EngineApi {
 
   // ================================================================ lifecycle
 
+  private firstRound: Promise<void> = Promise.resolve();
+
+  /**
+   * Resolves once the first decision round after start() has finished (failed rounds too).
+   * A restarted engine's caller can let it go first: work started meanwhile on this thread
+   * (loading the server, registering units) would hold its commit back.
+   */
+  firstDecision(): Promise<void> {
+    return this.firstRound;
+  }
+
   get running(): boolean {
     return this.state === 'running';
   }
@@ -250,7 +261,7 @@ export class Engine implements EngineApi {
     // engine must serve, and decide, meanwhile. stop() waits for it.
     // The first decision runs at once in the lane, not through the queue: its workers start
     // after this returns, and after a crash the backlog has waited long enough.
-    this.track(
+    this.firstRound = this.track(
       this.lane
         .run(() => this.decideRound())
         .catch((e) => {

@@ -8,7 +8,6 @@ import { AreaIndex } from '../core/areas.ts';
 import { buildCatalog, type CatalogIndex, defaultCatalog } from '../core/catalog.ts';
 import type { TravelTimes } from '../core/ports.ts';
 import { GreatCircleTravel } from '../core/travel.ts';
-import { BullmqQueue } from '../queue/bullmq-queue.ts';
 import { MemoryQueue } from '../queue/memory-queue.ts';
 import type { Scenario } from '../scenario/types.ts';
 import { travelFor } from '../sim/simulate.ts';
@@ -39,6 +38,10 @@ export interface EngineInfra {
 }
 
 export async function createEngineDeps(env: EngineEnv = {}): Promise<EngineInfra> {
+  // BullMQ with ioredis is half of the engine's code: loaded only for a Redis queue, and while
+  // the store opens (a restart decides that much sooner; embedded mode never loads it).
+  const bullmq = env.REDIS_URL ? import('../queue/bullmq-queue.ts') : undefined;
+  bullmq?.catch(() => {}); // awaited below once the store is open
   const store = await openStore({
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
     ...(env.dataDir ? { dataDir: env.dataDir } : {}),
@@ -46,7 +49,8 @@ export async function createEngineDeps(env: EngineEnv = {}): Promise<EngineInfra
     ...(env.auditKey ? { auditKey: env.auditKey } : {}),
   });
   let queue: JobQueue;
-  if (env.REDIS_URL) {
+  if (env.REDIS_URL && bullmq) {
+    const { BullmqQueue } = await bullmq;
     const q = new BullmqQueue({ url: env.REDIS_URL, prefix: env.queuePrefix ?? 'dispatch' });
     try {
       await q.ping();

@@ -45,7 +45,6 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { startWorkers } from '../../../workers/index.ts';
 import { LeaderLease } from '../../cluster/leader.ts';
@@ -250,7 +249,10 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
   const clustered = !embedded && !!env.REDIS_URL;
   const prefix = env.DISPATCH_QUEUE_PREFIX ?? 'dispatch';
   const redis = clustered
-    ? new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null, lazyConnect: false })
+    ? new (await import('../../cluster/redis.ts')).Redis(env.REDIS_URL!, {
+        maxRetriesPerRequest: null,
+        lazyConnect: false,
+      })
     : undefined;
   const redisSub = redis?.duplicate();
   let lease: LeaderLease | undefined;
@@ -293,6 +295,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     mark('lease');
     await engine.start();
     mark('engine');
+    await engine.firstDecision();
+    mark('decided');
     engineStarted();
     workers = await startWorkers(engine, queue, store, { followUp, delegate });
     followUp.start({ webhookSender: !delegate.includes(QUEUES.notifications) });
@@ -317,8 +321,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     // The core first: the lease when free, the engine's snapshot, its first decision and its
     // overdue timers. Then the HTTP and socket stack, loaded only now (a third of the code),
     // beside the rest of the core's start (workers, units): a restarted engine does not wait
-    // for it (measured under load: about 0.9 s of its restart). Socket handshakes wait until
-    // the engine runs.
+    // for it (measured under load: about 0.9 s of its restart), and neither does its first
+    // decision's commit. Socket handshakes wait until the engine runs.
     let coreStart: Promise<void>;
     if (clustered) {
       // A node that finds the lease free runs the core at once; one that finds it held
