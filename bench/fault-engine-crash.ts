@@ -12,7 +12,8 @@
 // pending at the kill and their timeouts after the restart, restart → next assignment (from the
 // spawn and from /healthz 200), socket gaps / duplicate / missed offers. The scenario itself
 // is test/fault/crash-scenario.ts. Exit code 1 when an invariant broke (lost, duplicate,
-// double-booked, never assigned, a pending offer not timed out and re-offered, a socket gap).
+// double-booked, never assigned, a pending offer not timed out and re-offered, a socket gap)
+// or a post was never answered (storedUnanswered: how many of those the engine had stored).
 // `--engine-config '{"decideInline":false}'` merges engine tunables (src/engine/config.ts).
 
 import { cpus, loadavg } from 'node:os';

@@ -92,6 +92,8 @@ export interface EngineCrashResult {
   retriedPosts: number;
   refused: string[];
   unanswered: number;
+  /** Of those: stored by the engine all the same (the client gave up waiting); not duplicates. */
+  storedUnanswered: number;
   inconsistentKeys: string[];
   replaySample: { replayed: number; wrong: number };
   lost: string[];
@@ -312,7 +314,7 @@ export async function runEngineCrash(o: EngineCrashOptions): Promise<EngineCrash
       s2 = undefined;
       sql = await pgliteSql(dir);
     }
-    const rep = await checkStore(sql!, accepted);
+    const rep = await checkStore(sql!, accepted, new Set(poster.unanswered().map((r) => r.key)));
     const all = await assignmentRows(sql!);
     const afterRestart = all.filter((r) => ms(r.offered_at) >= restart.spawnedAt);
     const firstAssignment = Math.min(...afterRestart.map((r) => ms(r.offered_at)));
@@ -362,6 +364,7 @@ export async function runEngineCrash(o: EngineCrashOptions): Promise<EngineCrash
       retriedPosts: results.filter((r) => r.attempts > 1 && r.id !== undefined).length,
       refused: results.filter((r) => r.refused).map((r) => `${r.key}: ${r.refused}`),
       unanswered: poster.unanswered().length,
+      storedUnanswered: rep.storedUnanswered.length,
       inconsistentKeys: poster.inconsistent(),
       replaySample,
       lost: rep.lost,
@@ -417,7 +420,9 @@ export function crashFigures(r: EngineCrashResult): Record<string, unknown> {
     mode: r.mode,
     posted: r.posted,
     accepted: r.accepted,
-    merged: r.accepted - r.incidentsInStore,
+    merged: r.accepted - (r.incidentsInStore - r.storedUnanswered),
+    unanswered: r.unanswered,
+    storedUnanswered: r.storedUnanswered,
     retried: r.retriedPosts,
     replayed200: r.answeredReplayed,
     lost: r.lost.length,

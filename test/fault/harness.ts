@@ -1064,6 +1064,11 @@ export interface StoreReport {
   lost: string[];
   /** Incidents in the store with no accepted key, or whose key maps to another id than answered. */
   extra: string[];
+  /**
+   * Incidents stored under a key whose post was never answered 2xx (the engine took it, the
+   * client gave up waiting): not duplicates, and not lost either — reported apart.
+   */
+  storedUnanswered: string[];
   /** Pairs of one unit's assignments whose active periods overlap. */
   overlapping: { unitId: string; a: string; b: string }[];
   /** Units with more than one active assignment now. */
@@ -1075,15 +1080,36 @@ export interface StoreReport {
 }
 
 /** Checks the engine's store against what the clients were told. */
-export async function checkStore(sql: Sql, accepted: Map<string, string>): Promise<StoreReport> {
+export async function checkStore(
+  sql: Sql,
+  accepted: Map<string, string>,
+  /** Keys posted and never answered 2xx (PostLoad.unanswered()). */
+  unanswered: ReadonlySet<string> = new Set(),
+): Promise<StoreReport> {
   const rows = await sql.query<{ id: string; idempotency_key: string | null }>(
     'SELECT id, idempotency_key FROM incidents',
   );
   const byId = new Map(rows.map((r) => [r.id, r.idempotency_key]));
   const ids = new Set(accepted.values());
   const lost = [...accepted.entries()].filter(([, id]) => !byId.has(id)).map(([k]) => k);
+  const perKey = new Map<string, number>();
+  for (const r of rows) {
+    if (r.idempotency_key !== null) perKey.set(r.idempotency_key, (perKey.get(r.idempotency_key) ?? 0) + 1);
+  }
+  // One incident under a key whose post was never answered: the engine took it, the client
+  // gave up waiting. A second one under any key is a duplicate.
+  const unansweredOnce = (r: { idempotency_key: string | null }) =>
+    r.idempotency_key !== null &&
+    unanswered.has(r.idempotency_key) &&
+    !accepted.has(r.idempotency_key) &&
+    perKey.get(r.idempotency_key) === 1;
+  const storedUnanswered = rows.filter(unansweredOnce).map((r) => r.id);
   const extra = rows
-    .filter((r) => !ids.has(r.id) || r.idempotency_key === null || accepted.get(r.idempotency_key) !== r.id)
+    .filter(
+      (r) =>
+        !unansweredOnce(r) &&
+        (!ids.has(r.id) || r.idempotency_key === null || accepted.get(r.idempotency_key) !== r.id),
+    )
     .map((r) => r.id);
   const overlapping = await sql.query<{ unitId: string; a: string; b: string }>(
     `SELECT x.unit_id AS "unitId", x.id AS a, y.id AS b
@@ -1109,6 +1135,7 @@ export async function checkStore(sql: Sql, accepted: Map<string, string>): Promi
     incidents: rows.length,
     lost,
     extra,
+    storedUnanswered,
     overlapping,
     activeTwice,
     neverAccepted,
