@@ -1573,8 +1573,11 @@ export class Engine implements EngineApi {
       timeline = timeline.filter((e) => e.unitId === undefined || e.unitId === actor.unitId);
     }
     const { timeline: _t, assignments: _a, ...rec } = d;
+    // One committed read: status, units, timeline and assignments alike. The mirror runs
+    // ahead of the store while a batch commits; its status beside the store's timeline once
+    // said `resolved` before the resolve event was there.
     return {
-      ...this.incidentViewOf(this.mirror.incidents.get(id) ?? rec),
+      ...incidentView(rec, this.catalog, rec.assignedUnitIds ?? [], this.mirror.queuedReasons.get(id)?.text),
       timeline: timeline.map(timelineEntry),
       assignments: assignments.map(assignmentView),
     };
