@@ -718,6 +718,12 @@ export class Engine implements EngineApi {
       eventKind?: string;
       eventData?: JsonObject;
       freeUnitAs?: UnitStatus | false;
+      /**
+       * Another unit takes its place in the same change: the incident's status follows that
+       * offer instead. Synced now, an on-scene incident left with no active assignment for a
+       * moment would resolve, and its new offer would hang on a resolved incident.
+       */
+      replacedInSameChange?: boolean;
     } = {},
   ): Promise<AssignmentRecord> {
     const rec = await this.moveAssignment(w, a, status, opts);
@@ -727,7 +733,7 @@ export class Engine implements EngineApi {
       await this.setUnit(w, a.unitId, this.unitPatchFor(undefined, to));
       if (to !== 'available') await this.unitStatusEvent(w, a.unitId, from, to);
     }
-    await this.syncIncident(w, a.incidentId);
+    if (!opts.replacedInSameChange) await this.syncIncident(w, a.incidentId);
     return rec;
   }
 
@@ -1631,6 +1637,7 @@ export class Engine implements EngineApi {
           await this.endAssignment(w, replaced, 'cancelled', {
             reason: `reassigned to ${unitId} by ${actorId}`,
             eventKind: 'released',
+            replacedInSameChange: true,
           });
         }
         if (cur) {

@@ -141,10 +141,11 @@ export class Model {
     else to = 'queued';
     inc.status = to;
   }
-  end(a: MAsg, status: AsgStatus, freeAs: MUnit['base'] | false = 'available'): void {
+  /** `sync` false: another unit takes its place in the same change, and the incident follows that. */
+  end(a: MAsg, status: AsgStatus, freeAs: MUnit['base'] | false = 'available', sync = true): void {
     a.status = status;
     if (freeAs !== false) this.units.get(a.unitId)!.base = freeAs;
-    this.sync(a.incidentId);
+    if (sync) this.sync(a.incidentId);
   }
   ackTimeoutS(inc: MInc): number {
     return inc.immediate ? 30 : 60;
@@ -577,7 +578,9 @@ export class Assign implements Cmd {
               .filter((a) => a.capability === capability && a.status !== 'on_scene')
               .sort((a, b) => b.offeredAt - a.offeredAt)[0]
           : undefined;
-      if (replaced) m.end(replaced, 'cancelled');
+      // Released for the new unit in the same change: an on-scene incident does not resolve
+      // in between (it did, and the new offer hung on a resolved incident: seed 392250170).
+      if (replaced) m.end(replaced, 'cancelled', 'available', false);
       if (cur) m.end(cur, 'preempted', false);
       m.assignments.push({
         id: view.id,

@@ -597,6 +597,47 @@ describe('the closed loop', () => {
     expect(units.filter((u) => u.status !== 'available')).toEqual([]);
   });
 
+  it('reassigning the last open slot of an on-scene incident keeps it open for the new unit', async () => {
+    // Found by the model test (seed 392250170): releasing the replaced unit resolved the
+    // incident for a moment (on scene, nobody active), and the new offer hung on it.
+    const catalog = buildCatalog([
+      {
+        type: 'crash',
+        priority: 2,
+        immediate: false,
+        targetS: 900,
+        requires: { ambulance: 1, police: 1 },
+        onSceneS: 600,
+      },
+    ]);
+    const h = await harness({ catalog, units: false });
+    await addUnit(h, 'A1', ['ambulance'], at(0.5), 'health');
+    await addUnit(h, 'P1', ['police'], at(1));
+    const { incident } = await h.engine.reportIncident(
+      { type: 'crash', location: at(0.4) },
+      undefined,
+      DISPATCHER,
+    );
+    const amb = await offerFor(h, 'A1', incident.id);
+    await offerFor(h, 'P1', incident.id);
+    await h.engine.acknowledge(amb.id, true, unit('A1'));
+    await h.engine.reportStatus('A1', 'on_scene', unit('A1'));
+    await h.engine.reportStatus('A1', 'available', unit('A1'));
+    // The ambulance cleared; the police slot is still offered to P1: the incident stays on scene.
+    expect((await h.engine.getIncident(incident.id, DISPATCHER)).status).toBe('on_scene');
+    await addUnit(h, 'P2', ['police'], at(2));
+    const moved = await h.engine.assign(incident.id, 'P2', DISPATCHER, 'P1 is stuck in traffic');
+    expect(moved).toMatchObject({ unitId: 'P2', status: 'offered', capability: 'police' });
+    const d = await h.engine.getIncident(incident.id, DISPATCHER);
+    expect(d.status).toBe('on_scene');
+    expect(d.assignedUnitIds).toContain('P2');
+    expect(d.assignments.filter((a) => a.capability === 'police').map((a) => [a.unitId, a.status])).toEqual([
+      ['P1', 'cancelled'],
+      ['P2', 'offered'],
+    ]);
+    await quiet(h);
+  });
+
   it('alerts when nobody capable is free and when the target passes with no unit on scene', async () => {
     const catalog = buildCatalog([
       { type: 'flash', priority: 1, immediate: true, targetS: 0.5, requires: { ladder: 1 }, onSceneS: 60 },
