@@ -77,6 +77,9 @@ interface Row {
   note?: string;
 }
 
+/** Reused across runs, as the core reuses it across widening rounds. */
+const scratch = new LapScratch();
+
 /**
  * The core's assignment solver on the LP's problem, input conversion included as the LP's is:
  * each row's edges plus a private "unserved" column at the row's penalty. No certificate and no
@@ -111,7 +114,6 @@ function lapOn(problem: IlpProblem): { objective: number | null; note?: string }
   const objective = evaluateAssignment(problem, rowToCol);
   return objective === null ? { objective, note: 'half-served package: needs the IP repair' } : { objective };
 }
-const scratch = new LapScratch();
 
 /** The candidate sets the core certified, as the 0-1 program both solvers get; or why the LP cannot take it. */
 function candidateProblem(inst: Instance, ctx: DecideContext): { problem: IlpProblem } | { skip: string } {

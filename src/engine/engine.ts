@@ -563,13 +563,11 @@ export class Engine implements EngineApi {
 
   // ================================================================ views
 
-  private incidentViewOf(rec: IncidentRecord): IncidentView {
-    return incidentView(
-      rec,
-      this.catalog,
-      this.mirror.assignedUnitIds(rec.id),
-      this.mirror.queuedReasons.get(rec.id)?.text,
-    );
+  private incidentViewOf(
+    rec: IncidentRecord,
+    assignedUnitIds: readonly string[] = this.mirror.assignedUnitIds(rec.id),
+  ): IncidentView {
+    return incidentView(rec, this.catalog, assignedUnitIds, this.mirror.queuedReasons.get(rec.id)?.text);
   }
 
   private readonly closedViews = new Map<string, IncidentRecord>();
@@ -1583,7 +1581,7 @@ export class Engine implements EngineApi {
     // ahead of the store while a batch commits; its status beside the store's timeline once
     // said `resolved` before the resolve event was there.
     return {
-      ...incidentView(rec, this.catalog, rec.assignedUnitIds ?? [], this.mirror.queuedReasons.get(id)?.text),
+      ...this.incidentViewOf(rec, rec.assignedUnitIds ?? []),
       timeline: timeline.map(timelineEntry),
       assignments: assignments.map(assignmentView),
     };

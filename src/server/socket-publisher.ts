@@ -2,8 +2,9 @@
 // it before the HTTP and socket stack is loaded (a restarted engine decides first, listens after).
 
 import type { Publisher, Recipient } from '../engine/ports.ts';
+import type { Envelope as Typed } from '../shared/events.ts';
 
-type Envelope = { seq: number; at: number; data: unknown };
+type Envelope = Typed<unknown>;
 
 /**
  * The engine's Publisher for socket.io. Create it before the engine (it drops messages until
