@@ -69,8 +69,13 @@ interface Box {
  * turnout in each, from which an admissible lower bound on any member's ETA follows.
  */
 export class CapabilityIndex {
-  // Per pool, per capability: nested maps so hot lookups build no key strings.
+  // Per pool, per capability: nested maps so hot lookups build no key strings. A group's grid
+  // is built on its first search: a decision usually needs a few of the units' capabilities,
+  // and building every grid over a thousand units was most of a small decision's time.
   private readonly groups: Record<Pool, Map<Capability, CapGroup>> = { free: new Map(), preempt: new Map() };
+  private readonly members: Record<Pool, Map<Capability, number[]>>;
+  private readonly cols: Column[];
+  private data?: Float64Array;
   // Scratch buffers reused across searches (the index is used by one decision at a time).
   private bestQ = new Float64Array(32);
   private bestI = new Int32Array(32);
@@ -94,9 +99,19 @@ export class CapabilityIndex {
         else m.set(caps[q], [j]);
       }
     }
-    const data = columnData(cols);
-    for (const pool of ['free', 'preempt'] as const)
-      for (const [cap, g] of byPool[pool]) this.groups[pool].set(cap, new CapGroup(g, cols, data));
+    this.cols = cols;
+    this.members = byPool;
+  }
+
+  private group(pool: Pool, cap: Capability): CapGroup | undefined {
+    const built = this.groups[pool].get(cap);
+    if (built) return built;
+    const members = this.members[pool].get(cap);
+    if (!members) return undefined;
+    this.data ??= columnData(this.cols);
+    const g = new CapGroup(members, this.cols, this.data);
+    this.groups[pool].set(cap, g);
+    return g;
   }
 
   /**
@@ -105,7 +120,7 @@ export class CapabilityIndex {
    * exactDistance(id) then gives the exact one (until the next call).
    */
   distanceEstimates(cap: Capability, pool: Pool, at: LonLat, est: Float64Array): Column[] {
-    const g = this.groups[pool].get(cap);
+    const g = this.group(pool, cap);
     if (!g) return [];
     const lat2 = at[1] * RAD;
     const cos2 = Math.cos(lat2);
@@ -143,11 +158,11 @@ export class CapabilityIndex {
   private estLon2 = 0;
 
   count(cap: Capability, pool: Pool = 'free'): number {
-    return this.groups[pool].get(cap)?.n ?? 0;
+    return this.members[pool].get(cap)?.length ?? 0;
   }
 
   all(cap: Capability, pool: Pool = 'free'): Column[] {
-    return this.groups[pool].get(cap)?.cols ?? [];
+    return this.group(pool, cap)?.cols ?? [];
   }
 
   /**
@@ -155,7 +170,7 @@ export class CapabilityIndex {
    * ETA lower bound exceeds etaS): the travel model's inverse when it has one, else bisection.
    */
   reachM(cap: Capability, pool: Pool, etaS: number, travel: TravelTimes): number {
-    const g = this.groups[pool].get(cap);
+    const g = this.group(pool, cap);
     if (!g) return 0;
     const s = etaS - g.minTurnout;
     if (s <= 0) return 0;
@@ -261,7 +276,7 @@ export class CapabilityIndex {
     travel: TravelTimes,
     filter?: (c: Column) => boolean,
   ): number {
-    const g = this.groups[pool].get(cap);
+    const g = this.group(pool, cap);
     this.restLowerBoundS = Number.POSITIVE_INFINITY;
     if (!g) return 0;
     if (this.bestQ.length < k + 1) {
@@ -406,7 +421,7 @@ export class CapabilityIndex {
     travel: TravelTimes,
     filter?: (c: Column) => boolean,
   ): number {
-    const g = this.groups[pool].get(cap);
+    const g = this.group(pool, cap);
     this.restLowerBoundS = Number.POSITIVE_INFINITY;
     if (!g) return 0;
     const radiusM = this.reachM(cap, pool, needEtaS, travel);

@@ -40,11 +40,32 @@ export function validateUnits(units: unknown, path = 'units'): Unit[] {
     const raw = list[i];
     // A clean unit is used as is, and its path is never built (thousands per decision).
     const unit =
-      isRecord(raw) && isCleanUnit(raw) ? (raw as unknown as Unit) : validateUnit(raw, `${path}[${i}]`);
+      CLEAN_FROZEN.has(raw as object) || (isRecord(raw) && isCleanUnit(raw) && remember(raw))
+        ? (raw as unknown as Unit)
+        : validateUnit(raw, `${path}[${i}]`);
     ids.add(unit.id, i, out);
     out[i] = unit;
   }
   return out;
+}
+
+/**
+ * Units found clean that cannot change any more (frozen, with their arrays): a caller that
+ * hands the same objects to every decision (the live engine's mirror) has them checked once.
+ * A memo of a pure check on immutable values: it changes no result.
+ */
+const CLEAN_FROZEN = new WeakSet<object>();
+
+function remember(o: Record<string, unknown>): true {
+  if (
+    Object.isFrozen(o) &&
+    Object.isFrozen(o.capabilities) &&
+    Object.isFrozen(o.home) &&
+    (o.position === undefined || Object.isFrozen(o.position))
+  ) {
+    CLEAN_FROZEN.add(o);
+  }
+  return true;
 }
 
 /**
@@ -78,7 +99,13 @@ class IdCheck {
   }
 }
 
-const isText = (x: unknown): x is string => typeof x === 'string' && x.trim() !== '';
+/** Non-blank. Checked for every unit's strings on every decision: trim() allocates, so a first
+ * character that is printable ASCII answers at once. */
+const isText = (x: unknown): x is string => {
+  if (typeof x !== 'string' || x.length === 0) return false;
+  const c = x.charCodeAt(0);
+  return (c > 32 && c < 127) || x.trim() !== '';
+};
 const isFiniteNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /**

@@ -39,6 +39,15 @@ export class Mirror {
    * what consoles were last told (capability:code pairs; the words churn every decision).
    */
   readonly queuedReasons = new Map<string, { text: string; key: string }>();
+  /**
+   * The core's view of each unit, kept while its record and active assignment stay the same
+   * objects (records are replaced, never changed in place): a decision runs over every unit,
+   * and rebuilding a thousand of them each round was most of its cost. Frozen: shared by rounds.
+   */
+  private readonly coreUnits = new Map<
+    string,
+    { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }
+  >();
 
   load(s: Snapshot): void {
     this.units.clear();
@@ -47,6 +56,7 @@ export class Mirror {
     this.byUnit.clear();
     this.byIncident.clear();
     this.queuedReasons.clear();
+    this.coreUnits.clear();
     for (const u of s.units) this.units.set(u.id, u);
     for (const i of s.openIncidents) this.incidents.set(i.id, i);
     for (const a of s.activeAssignments) this.putAssignment(a);
@@ -132,8 +142,16 @@ export class Mirror {
     } = {},
   ): DispatchState {
     const units: Unit[] = [];
+    if (this.coreUnits.size > this.units.size) {
+      for (const id of this.coreUnits.keys()) if (!this.units.has(id)) this.coreUnits.delete(id);
+    }
     for (const u of this.units.values()) {
       const a = this.activeOfUnit(u.id);
+      const kept = this.coreUnits.get(u.id);
+      if (kept && kept.rec === u && kept.a === a) {
+        units.push(kept.unit);
+        continue;
+      }
       const status = this.unitStatus(u);
       const cu: Unit = {
         id: u.id,
@@ -152,6 +170,11 @@ export class Mirror {
         if (u.capabilities.includes(a.capability)) cu.role = a.capability;
         cu.since = a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt;
       }
+      Object.freeze(cu.capabilities);
+      Object.freeze(cu.home);
+      if (cu.position) Object.freeze(cu.position);
+      Object.freeze(cu);
+      this.coreUnits.set(u.id, { rec: u, a, unit: cu });
       units.push(cu);
     }
     const incidents: Incident[] = [];

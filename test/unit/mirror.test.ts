@@ -1,0 +1,87 @@
+// The engine's mirror: the core's view of each unit is kept across decisions while its record
+// and active assignment stay the same objects, and rebuilt when either is replaced.
+
+import { describe, expect, it } from 'vitest';
+import { validateUnits } from '../../src/core/validate.ts';
+import { Mirror } from '../../src/engine/mirror.ts';
+import type { AssignmentRecord, IncidentRecord, UnitRecord } from '../../src/store/store.ts';
+
+const unit = (id: string, patch: Partial<UnitRecord> = {}): UnitRecord =>
+  ({
+    id,
+    department: 'police',
+    capabilities: ['police'],
+    home: [113.45, 23.1],
+    speedKmh: 40,
+    turnoutS: 60,
+    status: 'available',
+    version: 1,
+    payload: {},
+    ...patch,
+  }) as UnitRecord;
+
+const incident: IncidentRecord = {
+  id: 'I-1',
+  type: 'burglary-report',
+  priority: 2,
+  location: [113.46, 23.1],
+  reportedAt: 1000,
+  status: 'assigned',
+  targetAt: 1600,
+  version: 1,
+  payload: {},
+} as unknown as IncidentRecord;
+
+const assignment = (unitId: string, status: AssignmentRecord['status']): AssignmentRecord =>
+  ({
+    id: `A-${unitId}`,
+    incidentId: 'I-1',
+    unitId,
+    capability: 'police',
+    status,
+    offeredAt: 1001,
+    version: 1,
+  }) as AssignmentRecord;
+
+describe('Mirror.dispatchState', () => {
+  it('keeps a unit’s core view while nothing about it changed, rebuilds it when something did', () => {
+    const m = new Mirror();
+    m.putUnit(unit('P1'));
+    m.putUnit(unit('P2'));
+    m.putIncident(incident);
+    const [p1, p2] = m.dispatchState().units;
+    expect(Object.isFrozen(p1) && Object.isFrozen(p1.capabilities) && Object.isFrozen(p1.home)).toBe(true);
+    expect(m.dispatchState().units).toEqual([p1, p2]);
+    expect(m.dispatchState().units[0]).toBe(p1);
+
+    // A new record (a position fix), then an assignment: only P1's view is rebuilt.
+    m.putUnit(unit('P1', { position: [113.451, 23.1] }));
+    const [moved, same] = m.dispatchState().units;
+    expect(moved).not.toBe(p1);
+    expect(moved.position).toEqual([113.451, 23.1]);
+    expect(same).toBe(p2);
+    m.putAssignment(assignment('P1', 'en_route'));
+    const busy = m.dispatchState().units[0];
+    expect(busy).toMatchObject({ id: 'P1', status: 'en_route', incidentId: 'I-1', role: 'police' });
+    m.putAssignment({ ...assignment('P1', 'en_route'), status: 'cleared' } as AssignmentRecord);
+    expect(m.dispatchState().units[0]).toMatchObject({ id: 'P1', status: 'available' });
+    expect(m.dispatchState().units[0].incidentId).toBeUndefined();
+
+    // A unit removed from the mirror leaves the state.
+    m.units.delete('P2');
+    expect(m.dispatchState().units.map((u) => u.id)).toEqual(['P1']);
+  });
+
+  it('the core checks a kept (frozen) view once, and still checks every unfrozen unit', () => {
+    const m = new Mirror();
+    m.putUnit(unit('P1'));
+    const state = m.dispatchState();
+    expect(validateUnits(state.units)[0]).toBe(state.units[0]);
+    expect(validateUnits(state.units)[0]).toBe(state.units[0]);
+    // An unfrozen unit that passed once and was then broken is refused the next time.
+    const loose = { ...state.units[0], capabilities: ['police'] };
+    expect(validateUnits([loose])[0]).toBe(loose);
+    loose.capabilities = [];
+    expect(() => validateUnits([loose])).toThrow(/capabilities/);
+  });
+});
