@@ -81,10 +81,65 @@ function serialise(value: unknown, seen: Set<object>): string {
   return out;
 }
 
-/** Normalises a value the way a jsonb column would hand it back (JSON round trip). */
+/**
+ * Normalises a value the way a jsonb column would hand it back: a copy equal to
+ * JSON.parse(JSON.stringify(value)) (null for undefined). Every stored payload, event and
+ * message goes through it on the engine's thread, so plain objects, arrays and primitives are
+ * copied directly, without the string round trip; anything else (toJSON, class instances,
+ * a `__proto__` key, very deep nesting) takes the round trip itself.
+ */
 export function jsonNormalise(value: unknown): unknown {
-  if (value === undefined) return null;
-  return JSON.parse(JSON.stringify(value) ?? 'null');
+  const out = copyJson(value, 0);
+  return out === OMIT ? null : out;
+}
+
+/** What JSON.stringify leaves out of an object (and writes as null in an array). */
+const OMIT = Symbol('omit');
+const MAX_DIRECT_DEPTH = 64;
+
+function roundTrip(value: unknown): unknown {
+  const text = JSON.stringify(value);
+  return text === undefined ? OMIT : JSON.parse(text);
+}
+
+function copyJson(v: unknown, depth: number): unknown {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      // -0 is written as 0; NaN and ±Infinity as null.
+      return Number.isFinite(v) ? v + 0 : null;
+    case 'object': {
+      if (v === null) return null;
+      if (depth > MAX_DIRECT_DEPTH || typeof (v as { toJSON?: unknown }).toJSON === 'function')
+        return roundTrip(v);
+      if (Array.isArray(v)) {
+        const a = new Array<unknown>(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const x = copyJson(v[i], depth + 1);
+          a[i] = x === OMIT ? null : x;
+        }
+        return a;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) return roundTrip(v);
+      const src = v as Record<string, unknown>;
+      const keys = Object.keys(src);
+      // Assigning `__proto__` would set the prototype; JSON.parse makes it an own property.
+      if (keys.includes('__proto__')) return roundTrip(v);
+      const o: Record<string, unknown> = {};
+      for (const k of keys) {
+        const x = copyJson(src[k], depth + 1);
+        if (x !== OMIT) o[k] = x;
+      }
+      return o;
+    }
+    case 'bigint':
+      return roundTrip(v); // throws, as JSON.stringify does
+    default:
+      return OMIT; // undefined, functions, symbols
+  }
 }
 
 /** Normalises a timestamp to the ISO string that is hashed (millisecond precision, UTC). */

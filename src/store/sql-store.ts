@@ -1118,7 +1118,7 @@ export class SqlStore implements Store {
   private async insertEvent(e: NewEvent): Promise<StoredEvent> {
     if (this.deferred) {
       const at = this.clock(e.at);
-      const data = jsonNormalise(obj(e.data)) as JsonObject;
+      const data = obj(e.data);
       const rec: StoredEvent = { id: 0, kind: e.kind, at, actor: e.actor, data };
       if (e.incidentId !== undefined) rec.incidentId = e.incidentId;
       if (e.unitId !== undefined) rec.unitId = e.unitId;
@@ -1187,7 +1187,7 @@ export class SqlStore implements Store {
   private async insertOutbox(job: OutboxJob): Promise<OutboxRecord> {
     const now = this.clock();
     if (this.deferred) {
-      const payload = jsonNormalise(obj(job.payload)) as JsonObject;
+      const payload = obj(job.payload);
       const availableAt = roundMs(job.availableAt ?? now);
       const rec: OutboxRecord = {
         id: 0,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type AuditRow,
@@ -33,6 +34,59 @@ function chain(n: number, key?: string): AuditRow[] {
   }
   return rows;
 }
+
+describe('jsonNormalise', () => {
+  const roundTrip = (v: unknown) => (v === undefined ? null : JSON.parse(JSON.stringify(v) ?? 'null'));
+  // Same value, same key order, same own-property layout (a `__proto__` key stays a key).
+  const same = (v: unknown) => {
+    const got = jsonNormalise(v);
+    expect(JSON.stringify(got)).toBe(JSON.stringify(roundTrip(v)));
+    expect(got).toStrictEqual(roundTrip(v));
+  };
+
+  it('equals a JSON round trip on anything JSON.stringify takes', () => {
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constantFrom(null, undefined, -0, Number.NaN, Number.POSITIVE_INFINITY, 1e21),
+      fc.date({ noInvalidDate: true }),
+      fc.constant(() => 1),
+      fc.constant(Symbol('s')),
+    );
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, leaf, tie('arr'), tie('obj')),
+      arr: fc.array(tie('v'), { maxLength: 5 }),
+      obj: fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', '0', '10', 'toJSON')), tie('v'), {
+        maxKeys: 5,
+      }),
+    })).v;
+    fc.assert(fc.property(value, same), { numRuns: 2000 });
+  });
+
+  it('copies (the result shares nothing with its input) and handles the odd cases', () => {
+    const input = { a: [1, { b: 2 }], c: { d: 'x' } };
+    const out = jsonNormalise(input) as typeof input;
+    expect(out).toEqual(input);
+    expect(out.a).not.toBe(input.a);
+    expect(out.c).not.toBe(input.c);
+    same(JSON.parse('{"__proto__": {"polluted": true}, "k": 1}'));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    same(Object.create(null));
+    same(new Map([[1, 2]]));
+    same({ toJSON: () => ({ x: 1 }) });
+    same([undefined, () => 1, Symbol('s')]);
+    let deep: unknown = 1;
+    for (let i = 0; i < 500; i++) deep = { n: deep };
+    same(deep);
+    expect(jsonNormalise(undefined)).toBeNull();
+    expect(() => jsonNormalise(10n)).toThrow(TypeError);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => jsonNormalise(cyclic)).toThrow(TypeError);
+  });
+});
 
 describe('canonicalJson', () => {
   it('sorts keys recursively, drops undefined members and is whitespace-free', () => {
