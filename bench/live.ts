@@ -27,7 +27,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -81,7 +81,20 @@ interface Target {
   unitToken(id: string): Promise<string>;
   /** Services mode: transactions committed so far in the server's database. */
   dbCommits?(): Promise<number>;
+  /** CPU time the server process has used so far, ms (all its threads; not the database's). */
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
+}
+
+/** User + system CPU of a process from /proc (Linux), ms; undefined elsewhere. */
+function procCpuMs(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+  } catch {
+    return undefined;
+  }
 }
 
 export interface Result {
@@ -107,6 +120,10 @@ export interface Result {
   postMs: Percentiles;
   /** Services mode: PostgreSQL commits in the bench database per created incident. */
   dbCommitsPerIncident?: number;
+  /** Decision rounds (optimiser calls, from /metrics) per created incident. */
+  roundsPerIncident?: number;
+  /** CPU of the server process (all threads) per created incident over the measured window, ms. */
+  cpuMsPerIncident?: number;
   /** Worst event-loop delay of this (client) process during the run. */
   lagMaxMs: number;
   loadAvg: { before: number[]; after: number[] };
@@ -145,12 +162,14 @@ async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<vo
 function spawnReady(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string) {
   const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  child.stderr!.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
+  // BENCH_SERVE_LOG=FILE: everything the server writes, for a run that went wrong.
+  const keep = process.env.BENCH_SERVE_LOG;
+  const take = (b: Buffer) => {
+    if (keep) appendFileSync(keep, b);
+    if (out.length < 1_000_000) out += b.toString();
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
   return new Promise<{ child: ChildProcess; url: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${out}`)), 180_000);
     const check = () => {
@@ -285,6 +304,7 @@ async function startEngine(mode: Mode, opts: Options): Promise<Target> {
     dispatcher: await mintToken({ role: 'dispatcher', ttlS: 3600 }, secret),
     unitToken: (id) => mintToken({ role: 'unit', unitId: id, ttlS: 3600 }, secret),
     ...(dbCommits ? { dbCommits } : {}),
+    cpuMs: () => procCpuMs(child.pid),
     async stop() {
       await stopChild(child);
       for (const c of cleanups) await c().catch((e) => log(`cleanup failed: ${(e as Error).message}`));
@@ -304,6 +324,7 @@ async function startEcho(): Promise<Target> {
     url,
     dispatcher: 'none',
     unitToken: async () => 'none',
+    cpuMs: () => procCpuMs(child.pid),
     stop: () => stopChild(child),
   };
 }
@@ -442,11 +463,15 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   };
+  // The server's CPU over the measured window (open loop: rate × duration posts in it).
+  let cpu0: number | undefined;
   for (let k = 0; k < total; ) {
     const now = performance.now();
+    if (cpu0 === undefined && now >= windowStart) cpu0 = target.cpuMs() ?? Number.NaN;
     while (k < total && t0 + (k * 1000) / rate <= now) fire(k++);
     await sleep(1);
   }
+  const cpu1 = target.cpuMs();
   await Promise.allSettled([...inflight]);
   // Grace for offers still on their way.
   for (let i = 0; i < 100 && sentAt.size > 0; i++) await sleep(100);
@@ -471,6 +496,9 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
     offerMs: percentiles(offerMs),
     postMs: percentiles(postMs),
     lagMaxMs: round(lag.max / 1e6),
+    ...(cpu0 !== undefined && cpu1 !== undefined && Number.isFinite(cpu0)
+      ? { cpuMsPerIncident: round((cpu1 - cpu0) / (rate * opts.durationS)) }
+      : {}),
     loadAvg: { before, after },
   };
 }
@@ -494,6 +522,8 @@ function table(results: Result[]): string {
     'failed',
     'lag max',
     'db tx/inc',
+    'rounds/inc',
+    'cpu ms/inc',
     'load avg',
   ];
   const ms = (x: number | null) => (x === null ? '-' : `${x} ms`);
@@ -513,6 +543,8 @@ function table(results: Result[]): string {
     String(r.failed),
     ms(r.lagMaxMs),
     r.dbCommitsPerIncident === undefined ? '-' : String(r.dbCommitsPerIncident),
+    r.roundsPerIncident === undefined ? '-' : String(r.roundsPerIncident),
+    r.cpuMsPerIncident === undefined ? '-' : String(r.cpuMsPerIncident),
     `${r.loadAvg.before[0]}→${r.loadAvg.after[0]}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -556,6 +588,19 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
+/** Optimiser calls so far (the decision histogram's count on /metrics); undefined if unread. */
+async function decisionRounds(url: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    let n = 0;
+    for (const m of text.matchAll(/^\w*decision_duration_seconds_count(?:\{[^}]*\})? (\d+)/gm))
+      n += Number(m[1]);
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   const results: Result[] = [];
@@ -565,11 +610,16 @@ async function main(): Promise<void> {
       const engine = await startEngine(mode, opts);
       try {
         const c0 = await engine.dbCommits?.();
+        const d0 = await decisionRounds(engine.url);
         const r = await measure(engine, mode, rate, opts);
+        const d1 = await decisionRounds(engine.url);
         await sleep(1500); // the statistics collector lags
         const c1 = await engine.dbCommits?.();
         if (c0 !== undefined && c1 !== undefined && r.created > 0) {
           r.dbCommitsPerIncident = round((c1 - c0) / r.created);
+        }
+        if (d0 !== undefined && d1 !== undefined && r.created > 0) {
+          r.roundsPerIncident = round((d1 - d0) / r.created);
         }
         results.push(r);
       } finally {
