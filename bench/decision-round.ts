@@ -1,4 +1,4 @@
-// `npx tsx bench/decision-round.ts [--units 1000] [--incidents 5] [--rounds 400]`
+// `npx tsx bench/decision-round.ts [--units 1000] [--incidents 5] [--rounds 400] [--budget-ms 0]`
 //
 // One live decision round as the engine runs it on every batch that asks for one: the
 // mirror's DispatchState (`Mirror.dispatchState`) and the optimal policy's decision, on a
@@ -20,11 +20,14 @@ const { values } = parseArgs({
     units: { type: 'string', default: '1000' },
     incidents: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '400' },
+    /** The live engine's solver budget (decideBudgetMs); 0: none. */
+    'budget-ms': { type: 'string', default: '0' },
   },
 });
 const nUnits = Number(values.units);
 const nIncidents = Number(values.incidents);
 const rounds = Number(values.rounds);
+const budgetMs = Number(values['budget-ms']);
 
 const catalog = defaultCatalog();
 const travel = new GreatCircleTravel();
@@ -68,7 +71,9 @@ for (let k = 0; k < rounds; k++) {
   const t0 = performance.now();
   const state = mirror.dispatchState();
   const t1 = performance.now();
-  const d = optimalPolicy.decide(state, 1010, { catalog, travel, budget: { expired: () => false } });
+  const end = t1 + budgetMs;
+  const expired = budgetMs > 0 ? () => performance.now() > end : () => false;
+  const d = optimalPolicy.decide(state, 1010, { catalog, travel, budget: { expired } });
   const t2 = performance.now();
   assigned = d.assignments.length;
   if (k >= warm) {

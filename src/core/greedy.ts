@@ -44,6 +44,16 @@ export function bestByEta(
 export function solveGreedy(input: PassInput): Solved {
   const { rows } = input;
   const used = new Set<Column>();
+  // Columns not used yet, per pool and capability. Once none is left, a search could only walk
+  // the whole grid to find nothing: after a restart with a backlog of thousands of incidents,
+  // that was nearly all of a decision's time (the rows beyond the units went unserved anyway).
+  const left: Record<Pool, Map<string, number>> = { free: new Map(), preempt: new Map() };
+  const leftOf = (pool: Pool, cap: string) => left[pool].get(cap) ?? input.index.count(cap, pool);
+  const search = (r: Row, pool: Pool, ok: (c: Column) => boolean, seen: Candidate[]) => {
+    if (leftOf(pool, r.capability) > 0) return bestByEta(r, input, pool, ok, seen);
+    seen.length = 0;
+    return null;
+  };
   const chosen: (Candidate | null)[] = rows.map(() => null);
   const candidates: Candidate[][] = rows.map(() => []);
   let work = 0;
@@ -57,9 +67,9 @@ export function solveGreedy(input: PassInput): Solved {
     for (let k = i; k < j; k++) {
       const r = rows[k];
       const free = (c: Column) => !used.has(c) && !taken.has(c) && eligible(r, c);
-      let pick = bestByEta(r, input, 'free', free, candidates[k]);
+      let pick = search(r, 'free', free, candidates[k]);
       if (!pick && r.immediate && input.options.preemption) {
-        pick = bestByEta(r, input, 'preempt', free, candidates[k]);
+        pick = search(r, 'preempt', free, candidates[k]);
       }
       work += candidates[k].length + 1;
       picks.push(pick);
@@ -69,7 +79,10 @@ export function solveGreedy(input: PassInput): Solved {
     if (rows[i].group < 0 || whole) {
       picks.forEach((p, o) => {
         chosen[i + o] = p;
-        if (p) used.add(p.col);
+        if (!p) return;
+        used.add(p.col);
+        const pool: Pool = p.col.boundFor ? 'preempt' : 'free';
+        for (const cap of p.col.unit.capabilities) left[pool].set(cap, leftOf(pool, cap) - 1);
       });
     }
     i = j;

@@ -1,9 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { makeInstance } from '../../bench/instances.ts';
+import type { Candidate } from '../../src/core/decision.ts';
 import { CoreError } from '../../src/core/errors.ts';
-import { buildColumns, buildRows, edgeCost, eligible, etaS } from '../../src/core/model.ts';
+import { bestByEta, solveGreedy } from '../../src/core/greedy.ts';
+import { buildColumns, buildRows, type Column, edgeCost, eligible, etaS } from '../../src/core/model.ts';
 import { scalarObjective } from '../../src/core/objective.ts';
+import { buildPassInput, type PassInput } from '../../src/core/passes.ts';
 import { greedyPolicy, optimalPolicy } from '../../src/core/policies.ts';
 import { DEFAULT_OPTIONS, type DecideContext } from '../../src/core/policy.ts';
 import type { TravelTimes } from '../../src/core/ports.ts';
@@ -320,6 +323,61 @@ describe('dispatch policies', () => {
     const d = optimalPolicy.decide(inst.state, inst.now, ctx);
     expect(typeof evaluateAssignment).toBe('function');
     expect(scalarObjective(d.objective)).toBe(fullIlp(inst.state, ctx, inst.now));
+  });
+});
+
+describe('greedy over a backlog', () => {
+  /** solveGreedy as it was before it skipped searches of exhausted pools: every row searches. */
+  function searchEveryRow(input: PassInput): (string | null)[] {
+    const { rows } = input;
+    const used = new Set<Column>();
+    const out: (string | null)[] = rows.map(() => null);
+    for (let i = 0; i < rows.length; ) {
+      let j = i;
+      while (j < rows.length && rows[j].incident === rows[i].incident) j++;
+      const picks: (Candidate | null)[] = [];
+      const taken = new Set<Column>();
+      for (let k = i; k < j; k++) {
+        const r = rows[k];
+        const free = (c: Column) => !used.has(c) && !taken.has(c) && eligible(r, c);
+        let pick = bestByEta(r, input, 'free', free, []);
+        if (!pick && r.immediate && input.options.preemption) pick = bestByEta(r, input, 'preempt', free, []);
+        picks.push(pick);
+        if (pick) taken.add(pick.col);
+      }
+      if (rows[i].group < 0 || picks.every((p) => p !== null)) {
+        picks.forEach((p, o) => {
+          if (!p) return;
+          out[i + o] = p.col.unit.id;
+          used.add(p.col);
+        });
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  it('picks what searching every row picks, with more incidents than units', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 1_000_000 }),
+          incidents: fc.integer({ min: 10, max: 80 }),
+          units: fc.integer({ min: 1, max: 15 }),
+          allOrNothing: fc.boolean(),
+          preemption: fc.boolean(),
+        }),
+        ({ preemption, ...spec }) => {
+          const inst = makeInstance({ ...spec, multiShare: 0.3 });
+          const ctx = ctxOf(inst, { preemption });
+          const options = { ...DEFAULT_OPTIONS, ...ctx.options };
+          const got = solveGreedy(buildPassInput(inst.state, inst.now, ctx, options));
+          const want = searchEveryRow(buildPassInput(inst.state, inst.now, ctx, options));
+          expect(got.chosen.map((c) => c?.col.unit.id ?? null)).toEqual(want);
+        },
+      ),
+      { numRuns: 1000, seed: 7 },
+    );
   });
 });
 
