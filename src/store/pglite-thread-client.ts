@@ -99,13 +99,26 @@ export class PgliteThreadClient implements SqlClient {
   /** Tail of the transaction mutex: statements outside a transaction wait for it too. */
   private lock: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Statements sent so far (a checkpoint's own included), and that count at the last checkpoint. */
+  private statements = 0;
+  private checkpointed = 0;
+  private checkpoints?: NodeJS.Timeout;
+  /** Checkpoints taken so far, and the last one's duration (ms). */
+  readonly checkpointStats = { count: 0, lastMs: 0 };
 
   private constructor(
     private readonly worker: Worker,
     private readonly ch: Channel,
   ) {}
 
-  static async start(dataDir?: string): Promise<PgliteThreadClient> {
+  /**
+   * `checkpointMs`: with a data directory, a CHECKPOINT every so often (default 30 s) after
+   * statements ran. PGlite runs Postgres single-user, without its checkpointer, so after a
+   * crash it replays the WAL written since it opened: measured 0.35 s → 1.1 s to reopen after
+   * 400k rows, and without bound on a server that ran for days. A checkpoint takes 1–100 ms
+   * of the database thread; it goes through the transaction lock, never inside one.
+   */
+  static async start(dataDir?: string, opts: { checkpointMs?: number } = {}): Promise<PgliteThreadClient> {
     const worker = new Worker(packagePath('src/store/pglite-thread.mjs'), {
       workerData: { dataDir },
       execArgv: [],
@@ -120,10 +133,36 @@ export class PgliteThreadClient implements SqlClient {
       worker.on('message', onMsg);
       worker.once('error', reject);
     });
-    return new PgliteThreadClient(worker, new Channel(worker));
+    const client = new PgliteThreadClient(worker, new Channel(worker));
+    const every = opts.checkpointMs ?? 30_000;
+    if (dataDir && every > 0) client.startCheckpoints(every);
+    return client;
+  }
+
+  private startCheckpoints(every: number): void {
+    this.checkpoints = setInterval(() => {
+      if (this.closed || this.statements === this.checkpointed) return;
+      const mark = this.statements + 1; // with the checkpoint's own statement
+      this.checkpoint().then(
+        () => {
+          this.checkpointed = mark;
+        },
+        () => {}, // the next period tries again
+      );
+    }, every);
+    this.checkpoints.unref();
+  }
+
+  /** Flushes the database to its files, so that a crash replays no WAL written before it. */
+  async checkpoint(): Promise<void> {
+    const t0 = performance.now();
+    await this.exec('CHECKPOINT');
+    this.checkpointStats.count++;
+    this.checkpointStats.lastMs = performance.now() - t0;
   }
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    this.statements++;
     let release!: () => void;
     const prev = this.lock;
     this.lock = new Promise<void>((r) => {
@@ -168,6 +207,7 @@ export class PgliteThreadClient implements SqlClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.checkpoints) clearInterval(this.checkpoints);
     await this.locked(async () => {
       await this.ch.send('close').catch(() => {});
     });
