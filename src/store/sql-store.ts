@@ -1458,9 +1458,21 @@ export class SqlStore implements Store {
     await this.sync();
     return this.snapshotRead(async (s) => {
       const units = (await s.q('SELECT * FROM units ORDER BY id COLLATE "C"')).map(toUnit);
-      const incRows = await s.q(
-        `SELECT * FROM incidents WHERE status NOT IN ${FINAL_SQL} ORDER BY reported_at, id COLLATE "C"`,
-      );
+      // PGlite: one JSON text instead of thousands of rows. After a crash under load there are
+      // ten thousand open incidents; decoding them row by row in WASM and copying them to this
+      // thread took 360 ms of the restart, the text 150 ms. (PostgreSQL's rows are faster.)
+      const order = 'ORDER BY i.reported_at, i.id COLLATE "C"';
+      const incRows =
+        this.kind === 'pglite'
+          ? (JSON.parse(
+              (
+                await s.q<{ j: string }>(
+                  `SELECT coalesce(json_agg(i ${order}), '[]')::text AS j FROM incidents i
+                   WHERE i.status NOT IN ${FINAL_SQL}`,
+                )
+              )[0].j,
+            ) as Row[])
+          : await s.q(`SELECT * FROM incidents i WHERE i.status NOT IN ${FINAL_SQL} ${order}`);
       const activeAssignments = (
         await s.q(
           `SELECT * FROM assignments WHERE status IN ${ACTIVE_SQL} ORDER BY offered_at, id COLLATE "C"`,

@@ -1003,6 +1003,14 @@ export function storeContract(
         ['I-2', 'queued', []],
       ]);
       expect(before.openIncidents[0].targetAt).toBe(T0 + 480);
+      // Every field as a read of the incident gives it (PGlite's snapshot comes as one JSON text).
+      const single = await store.getIncidents(before.openIncidents.map((i) => i.id));
+      expect(before.openIncidents).toEqual(
+        before.openIncidents.map((i) => {
+          const { timeline: _t, assignments: _a, ...rec } = single.find((d) => d.id === i.id)!;
+          return rec;
+        }),
+      );
       expect(before.activeAssignments.map((a) => [a.id, a.ackDeadline])).toEqual([['A-1', T0 + 31]]);
       expect(before.at).toBe(T0);
 
