@@ -42,7 +42,7 @@ export class Mirror {
   /**
    * The core's view of each unit, kept while its record and active assignment stay the same
    * objects (records are replaced, never changed in place): a decision runs over every unit,
-   * and rebuilding a thousand of them each round was most of its cost. Frozen: shared by rounds.
+   * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
    */
   private readonly coreUnits = new Map<
     string,
