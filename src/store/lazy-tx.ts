@@ -1,9 +1,10 @@
 // A transaction that begins at its first statement. A deferred store transaction
 // (src/store/sql-deferred.ts) often sends nothing until its end, and then a single statement,
 // which is atomic on its own: `alone` runs it without BEGIN and COMMIT, one round trip for a
-// whole batch of changes. Anything else begins a real transaction first.
+// whole batch of changes; several that must commit together go as one message where the
+// client can (aloneMany). Anything else begins a real transaction first.
 
-import type { QueryResult, SqlClient } from './sql-client.ts';
+import type { QueryResult, SqlClient, Statement } from './sql-client.ts';
 
 class Rollback extends Error {}
 
@@ -50,6 +51,17 @@ export class LazyTx implements SqlClient {
   ): Promise<QueryResult<T>> {
     if (this.begun) return this.query<T>(text, params);
     return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
+  }
+
+  /**
+   * Statements that commit together: in one message (SqlClient.writeAtomic) when nothing
+   * began, else one after the other inside the transaction.
+   */
+  async aloneMany(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
+    if (!this.begun && this.root.writeAtomic) return this.root.writeAtomic(statements);
+    const out: QueryResult<Record<string, unknown>>[] = [];
+    for (const st of statements) out.push(await this.query(st.text, st.params));
+    return out;
   }
 
   async exec(script: string): Promise<void> {

@@ -5,12 +5,13 @@
 
 import { Worker } from 'node:worker_threads';
 import { packagePath } from '../shared/package-root.ts';
-import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts';
+import { type QueryResult, type SqlClient, type Statement, withSavepoint } from './sql-client.ts';
 
 interface Reply {
   id: number;
   rows?: unknown[];
   affectedRows?: number;
+  results?: { rows: unknown[]; affectedRows: number }[];
   error?: { message: string; code?: string; constraint?: string };
 }
 
@@ -54,11 +55,19 @@ class Channel {
   }
 
   send(op: 'query' | 'exec' | 'close', sql = '', params?: readonly unknown[]): Promise<Reply> {
+    return this.post({ op, sql, params });
+  }
+
+  sendAtomic(statements: readonly Statement[]): Promise<Reply> {
+    return this.post({ op: 'atomic', statements });
+  }
+
+  private post(msg: Record<string, unknown>): Promise<Reply> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise<Reply>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, sql, params });
+      this.worker.postMessage({ id, ...msg });
     });
   }
 }
@@ -98,6 +107,10 @@ export class PgliteThreadClient implements SqlClient {
   readonly inTransaction = false;
   /** Tail of the transaction mutex: statements outside a transaction wait for it too. */
   private lock: Promise<void> = Promise.resolve();
+  /** Transactions of several messages, open or waiting for the lock. */
+  private transactions = 0;
+  /** Statements sent outside the lock and not yet answered (close waits for them). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
   /** Statements sent so far (a checkpoint's own included), and that count at the last checkpoint. */
   private statements = 0;
@@ -159,6 +172,23 @@ export class PgliteThreadClient implements SqlClient {
     this.checkpointStats.count++;
   }
 
+  /**
+   * A statement on its own (or an atomic batch: one message). The worker answers messages in
+   * the order sent and PGlite runs them one at a time, so it goes out at once unless a
+   * transaction of several messages is open or waiting, which nothing may enter. Waiting for
+   * the answers before (as a lock did) made each commit wait for the event loop to take in
+   * the background readers' replies too: 11 ms of a 45 ms batch under load.
+   */
+  private single<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.transactions > 0) return this.locked(fn);
+    this.statements++;
+    const p = fn();
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
     this.statements++;
     let release!: () => void;
@@ -179,33 +209,46 @@ export class PgliteThreadClient implements SqlClient {
   }
 
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    return this.locked(async () => result<T>(await this.ch.send('query', text, params)));
+    return this.single(async () => result<T>(await this.ch.send('query', text, params)));
+  }
+
+  writeAtomic(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
+    return this.single(async () => {
+      const r = await this.ch.sendAtomic(statements);
+      return (r.results ?? []).map((x) => result<Record<string, unknown>>({ id: r.id, ...x }));
+    });
   }
 
   exec(script: string): Promise<void> {
-    return this.locked(async () => {
+    return this.single(async () => {
       await this.ch.send('exec', script);
     });
   }
 
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    return this.locked(async () => {
-      await this.ch.send('query', 'BEGIN');
-      try {
-        const out = await fn(new ThreadTxClient(this.ch, 0));
-        await this.ch.send('query', 'COMMIT');
-        return out;
-      } catch (err) {
-        await this.ch.send('query', 'ROLLBACK').catch(() => {});
-        throw err;
-      }
-    });
+  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    this.transactions++;
+    try {
+      return await this.locked(async () => {
+        await this.ch.send('query', 'BEGIN');
+        try {
+          const out = await fn(new ThreadTxClient(this.ch, 0));
+          await this.ch.send('query', 'COMMIT');
+          return out;
+        } catch (err) {
+          await this.ch.send('query', 'ROLLBACK').catch(() => {});
+          throw err;
+        }
+      });
+    } finally {
+      this.transactions--;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.checkpoints) clearInterval(this.checkpoints);
+    await Promise.allSettled([...this.inFlight]);
     await this.locked(async () => {
       await this.ch.send('close').catch(() => {});
     });

@@ -8,6 +8,12 @@ export interface QueryResult<T> {
   rowCount: number;
 }
 
+/** One statement of a writeAtomic batch. */
+export interface Statement {
+  text: string;
+  params?: readonly unknown[];
+}
+
 export interface SqlClient {
   readonly dialect: 'postgres' | 'pglite';
   /** True on the client handed to a transaction callback. */
@@ -28,6 +34,13 @@ export interface SqlClient {
     text: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<T>>;
+  /**
+   * Statements that write, run in order in a transaction of their own and committed together
+   * (rolled back, with the failing one's error, when one fails), sent as one message where the
+   * adapter can: every extra round trip waits for a turn of a busy event loop. Absent: the
+   * caller opens a transaction.
+   */
+  writeAtomic?(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]>;
   /** A multi-statement script without parameters (migrations). */
   exec(script: string): Promise<void>;
   /**

@@ -368,13 +368,32 @@ export class SqlStore implements Store {
     let out: { k: string; v: unknown }[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
+        // Alone: what this flush writes goes out as one message that commits on its own.
+        const alone = final && lazy !== undefined && !lazy.begun;
         if (d.audits.length > 0) {
           // Alone, the head this store last wrote is a guess the statement checks; inside a
           // transaction the head row is read (and locked) first.
-          const guess =
-            final && lazy && !lazy.begun && !clash && attempt === 0 ? this.shared.auditHead : undefined;
+          const guess = alone && attempt === 0 ? this.shared.auditHead : undefined;
           parts.auditHead = guess ?? (await this.readAuditHead());
           parts.audits = this.chainAudit(parts.auditHead, d.audits);
+        }
+        if (clash && alone) {
+          // Both statements in one message: a unit freed and offered again in the same batch
+          // (common under load) cost five round trips, each waiting for a turn of the loop.
+          const first = movedStatement(moved);
+          const st = mainStatement(parts, false);
+          try {
+            const res = await lazy.aloneMany([
+              { text: first.sql, params: first.params },
+              { text: st.sql, params: st.params },
+            ]);
+            out = (res[1]?.rows ?? []) as { k: string; v: unknown }[];
+          } catch (err) {
+            const g = failedGuard(err);
+            if (g !== undefined) throw new GuardFailed(g);
+            throw translate(err);
+          }
+          break;
         }
         if (clash) {
           // The ended assignments first, so the unit's new one never meets its old one still

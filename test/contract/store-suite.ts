@@ -9,6 +9,7 @@ import type { MemoryStore } from '../../src/store/memory-store.ts';
 import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import type { SqlClient } from '../../src/store/sql-client.ts';
 import {
+  type AssignmentRecord,
   type EpochS,
   isStoreError,
   type NewIncident,
@@ -1206,6 +1207,96 @@ export function storeContract(
         expect(await store.getAssignment('A-2')).toBeUndefined();
       });
     }
+
+    // A unit clears and is offered its next incident in the same batch: the old assignment
+    // must end before the new one is written (one active assignment per unit), in one commit.
+    describe('write-behind: an assignment ends and the same unit gets its next one', () => {
+      const setup = async () => {
+        await store.upsertUnit(unitFixture('FE-02'));
+        const { incident: first } = await store.createIncident(incidentFixture({ id: 'I-WB-3' }), { actor });
+        const { incident: next } = await store.createIncident(incidentFixture({ id: 'I-WB-4' }), { actor });
+        const a0 = await store.createAssignment(
+          {
+            id: 'A-WB-3',
+            incidentId: first.id,
+            unitId: 'FE-02',
+            capability: 'fire-engine',
+            offeredAt: T0,
+            etaS: 60,
+          },
+          { actor },
+        );
+        return { next, a0 };
+      };
+      const move = (tx: Store, a0: AssignmentRecord, nextId: string, stale = false) =>
+        tx
+          .updateAssignment(
+            a0.id,
+            { status: 'declined', reason: 'declined' },
+            { actor, expect: 'offered', current: stale ? { ...a0, version: a0.version + 7 } : a0 },
+          )
+          .then(() =>
+            tx.createAssignment(
+              {
+                id: 'A-WB-4',
+                incidentId: nextId,
+                unitId: 'FE-02',
+                capability: 'fire-engine',
+                offeredAt: T0 + 5,
+                etaS: 90,
+              },
+              { actor },
+            ),
+          );
+
+      it('commits both, with their messages and audit rows', async () => {
+        const { next, a0 } = await setup();
+        const seq0 = await store.lastMessageSeq('unit:FE-02');
+        const out = await store.transaction(
+          async (tx) => {
+            const created = await move(tx, a0, next.id);
+            const msgs = await tx.pushMessages(['consoles', 'unit:FE-02'], 'assignment:offer', {
+              id: created.id,
+            });
+            return { created, msgs };
+          },
+          { defer: true, writeBehind: true },
+        );
+        expect((await store.getAssignment('A-WB-3'))?.status).toBe('declined');
+        expect(await store.getAssignment('A-WB-4')).toEqual(out.created);
+        expect((await store.activeAssignments()).map((a) => a.id)).toEqual(['A-WB-4']);
+        expect(out.msgs[1].seq).toBe(seq0 + 1);
+        expect(await store.messagesSince('unit:FE-02', seq0)).toEqual([out.msgs[1]]);
+        expect((await store.verifyAudit()).ok).toBe(true);
+      });
+
+      // A stale copy is found by the SQL stores' write-behind guards (the memory store keeps no copies).
+      if (features.sql) {
+        it('a stale copy of the ended one fails both, and writes nothing', async () => {
+          const { next, a0 } = await setup();
+          const seq0 = await store.lastMessageSeq('unit:FE-02');
+          const audit0 = (await store.listAudit()).length;
+          const err = await store
+            .transaction(
+              async (tx) => {
+                const created = await move(tx, a0, next.id, true);
+                await tx.pushMessages(['unit:FE-02'], 'assignment:offer', { id: created.id });
+              },
+              { defer: true, writeBehind: true },
+            )
+            .then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+          expect(isStoreError(err), String(err)).toBe(true);
+          expect(await store.getAssignment('A-WB-3')).toEqual(a0);
+          expect(await store.getAssignment('A-WB-4')).toBeUndefined();
+          expect(await store.lastMessageSeq('unit:FE-02')).toBe(seq0);
+          expect((await store.listAudit()).length).toBe(audit0);
+          expect((await store.verifyAudit()).ok).toBe(true);
+        });
+      }
+    });
 
     it('returns copies: mutating a returned record does not change the store', async () => {
       const u = await store.upsertUnit(unitFixture('FE-01'));

@@ -1,0 +1,98 @@
+// The embedded database's worker-thread client sends a statement at once, without waiting
+// for the answers to those before it (the worker runs them in order), but nothing enters a
+// transaction of several messages while it is open; writeAtomic commits all or nothing.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgliteThreadClient } from '../../src/store/pglite-thread-client.ts';
+
+let db: PgliteThreadClient;
+beforeAll(async () => {
+  db = await PgliteThreadClient.start();
+  await db.query('CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)');
+});
+afterAll(async () => {
+  await db.close();
+});
+
+describe('PGlite worker-thread client', () => {
+  it('runs statements sent together in the order sent', async () => {
+    await db.query('DELETE FROM t');
+    const writes = Array.from({ length: 50 }, (_, i) =>
+      db.query('INSERT INTO t (id, v) VALUES ($1, $2) RETURNING (SELECT count(*) FROM t) AS before', [
+        i,
+        `v${i}`,
+      ]),
+    );
+    const out = await Promise.all(writes);
+    // Each insert saw exactly the rows of the inserts sent before it.
+    expect(out.map((r) => Number(r.rows[0].before))).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('holds a statement back while a transaction is open, and runs it after the commit', async () => {
+    await db.query('DELETE FROM t');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const order: string[] = [];
+    const tx = db.transaction(async (c) => {
+      await c.query("INSERT INTO t (id, v) VALUES (1, 'in tx')");
+      await gate;
+      await c.query("UPDATE t SET v = 'committed' WHERE id = 1");
+      order.push('tx');
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    // Sent while the transaction is open: it must neither run inside it nor before its end.
+    const read = db.query<{ v: string }>('SELECT v FROM t WHERE id = 1').then((r) => {
+      order.push('read');
+      return r.rows.map((x) => x.v);
+    });
+    const write = db.query("INSERT INTO t (id, v) VALUES (2, 'after')");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual([]);
+    release();
+    await tx;
+    expect(await read).toEqual(['committed']);
+    await write;
+    expect(order).toEqual(['tx', 'read']);
+    const rows = await db.query<{ id: number }>('SELECT id FROM t ORDER BY id');
+    expect(rows.rows.map((r) => r.id)).toEqual([1, 2]);
+  });
+
+  it('a transaction that fails rolls back, and statements after it still run', async () => {
+    await db.query('DELETE FROM t');
+    const failed = db
+      .transaction(async (c) => {
+        await c.query("INSERT INTO t (id, v) VALUES (1, 'rolled back')");
+        throw new Error('abort');
+      })
+      .catch((e: Error) => e.message);
+    const after = db.query("INSERT INTO t (id, v) VALUES (2, 'kept')");
+    expect(await failed).toBe('abort');
+    await after;
+    const rows = await db.query<{ id: number }>('SELECT id FROM t ORDER BY id');
+    expect(rows.rows.map((r) => r.id)).toEqual([2]);
+  });
+
+  it('writeAtomic commits every statement or none', async () => {
+    await db.query('DELETE FROM t');
+    const ok = await db.writeAtomic([
+      { text: "INSERT INTO t (id, v) VALUES (1, 'a')" },
+      { text: 'UPDATE t SET v = $1 WHERE id = 1 RETURNING v', params: ['b'] },
+    ]);
+    expect(ok.map((r) => r.rowCount)).toEqual([1, 1]);
+    expect(ok[1].rows).toEqual([{ v: 'b' }]);
+    const err = await db
+      .writeAtomic([
+        { text: "INSERT INTO t (id, v) VALUES (2, 'c')" },
+        { text: "INSERT INTO t (id, v) VALUES (1, 'duplicate')" },
+      ])
+      .then(
+        () => undefined,
+        (e: { code?: string }) => e,
+      );
+    expect(err?.code).toBe('23505');
+    const rows = await db.query<{ id: number; v: string }>('SELECT id, v FROM t ORDER BY id');
+    expect(rows.rows).toEqual([{ id: 1, v: 'b' }]);
+  });
+});
