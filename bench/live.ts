@@ -124,9 +124,60 @@ export interface Result {
   roundsPerIncident?: number;
   /** CPU of the server process (all threads) per created incident over the measured window, ms. */
   cpuMsPerIncident?: number;
+  /** The engine's lane over the measured window (from /metrics; the echo server has none). */
+  lane?: LaneFigures;
   /** Worst event-loop delay of this (client) process during the run. */
   lagMaxMs: number;
   loadAvg: { before: number[]; after: number[] };
+}
+
+interface LaneFigures {
+  /** Share of the window the lane spent in batches (1: every state change waited its turn). */
+  busy: number;
+  tasksPerBatch: number;
+  /** A batch's work on the event loop, and its commit wait, per task (ms). */
+  workMsPerTask: number;
+  commitMsPerTask: number;
+}
+
+interface LaneCounters {
+  at: number;
+  busyS: number;
+  batches: number;
+  tasks: number;
+  workS: number;
+  commitS: number;
+}
+
+/** The lane's counters on /metrics now; undefined when the target has none. */
+async function laneCounters(url: string): Promise<LaneCounters | undefined> {
+  try {
+    const at = performance.now();
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const read = (name: string) => Number(new RegExp(`^\\w*${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const c = {
+      at,
+      busyS: read('lane_busy_seconds_total'),
+      batches: read('lane_batch_tasks_count'),
+      tasks: read('lane_batch_tasks_sum'),
+      workS: read('lane_work_seconds_sum'),
+      commitS: read('lane_commit_seconds_sum'),
+    };
+    return Object.values(c).every(Number.isFinite) ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function laneFigures(a: LaneCounters | undefined, b: LaneCounters | undefined): LaneFigures | undefined {
+  if (!a || !b || b.tasks <= a.tasks) return undefined;
+  const tasks = b.tasks - a.tasks;
+  return {
+    busy: round((b.busyS - a.busyS) / ((b.at - a.at) / 1000), 2),
+    tasksPerBatch: round(tasks / (b.batches - a.batches)),
+    workMsPerTask: round(((b.workS - a.workS) * 1000) / tasks, 3),
+    commitMsPerTask: round(((b.commitS - a.commitS) * 1000) / tasks, 3),
+  };
 }
 
 interface Percentiles {
@@ -465,13 +516,18 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
   };
   // The server's CPU over the measured window (open loop: rate × duration posts in it).
   let cpu0: number | undefined;
+  let lane0: Promise<LaneCounters | undefined> | undefined;
   for (let k = 0; k < total; ) {
     const now = performance.now();
-    if (cpu0 === undefined && now >= windowStart) cpu0 = target.cpuMs() ?? Number.NaN;
+    if (cpu0 === undefined && now >= windowStart) {
+      cpu0 = target.cpuMs() ?? Number.NaN;
+      lane0 = laneCounters(target.url);
+    }
     while (k < total && t0 + (k * 1000) / rate <= now) fire(k++);
     await sleep(1);
   }
   const cpu1 = target.cpuMs();
+  const lane = laneFigures(await lane0, await laneCounters(target.url));
   await Promise.allSettled([...inflight]);
   // Grace for offers still on their way.
   for (let i = 0; i < 100 && sentAt.size > 0; i++) await sleep(100);
@@ -499,6 +555,7 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
     ...(cpu0 !== undefined && cpu1 !== undefined && Number.isFinite(cpu0)
       ? { cpuMsPerIncident: round((cpu1 - cpu0) / (rate * opts.durationS)) }
       : {}),
+    ...(lane ? { lane } : {}),
     loadAvg: { before, after },
   };
 }
@@ -524,6 +581,10 @@ function table(results: Result[]): string {
     'db tx/inc',
     'rounds/inc',
     'cpu ms/inc',
+    'lane busy',
+    'tasks/batch',
+    'work ms/task',
+    'commit ms/task',
     'load avg',
   ];
   const ms = (x: number | null) => (x === null ? '-' : `${x} ms`);
@@ -545,6 +606,10 @@ function table(results: Result[]): string {
     r.dbCommitsPerIncident === undefined ? '-' : String(r.dbCommitsPerIncident),
     r.roundsPerIncident === undefined ? '-' : String(r.roundsPerIncident),
     r.cpuMsPerIncident === undefined ? '-' : String(r.cpuMsPerIncident),
+    r.lane ? String(r.lane.busy) : '-',
+    r.lane ? String(r.lane.tasksPerBatch) : '-',
+    r.lane ? String(r.lane.workMsPerTask) : '-',
+    r.lane ? String(r.lane.commitMsPerTask) : '-',
     `${r.loadAvg.before[0]}→${r.loadAvg.after[0]}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

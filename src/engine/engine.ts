@@ -75,6 +75,17 @@ import { assignmentView, incidentView, iso, timelineEntry, unitView } from './vi
 import { checkCallback } from './webhooks.ts';
 import { Work } from './work.ts';
 
+/** One batch of the lane: its tasks, and where its time went. */
+export interface BatchTiming {
+  tasks: number;
+  /** Running the tasks and the decision round, on the event loop. */
+  workMs: number;
+  /** From the end of the work to the commit's answer (building and sending the writes included). */
+  commitMs: number;
+  /** The whole batch, publishing after the commit included. */
+  totalMs: number;
+}
+
 export interface EngineDeps {
   store: Store;
   queue: JobQueue;
@@ -89,6 +100,8 @@ export interface EngineDeps {
   config?: Partial<EngineConfig>;
   /** Called with each optimiser call's wall time (e.g. Metrics.observeDecision). */
   onDecision?: (ms: number, policy: string) => void;
+  /** Called after each batch of the lane (e.g. Metrics.observeBatch). */
+  onBatch?: (b: BatchTiming) => void;
   /** Where the engine logs what it cannot throw to a caller (default console.error). */
   log?: (msg: string, err?: unknown) => void;
 }
@@ -154,6 +167,7 @@ export class Engine implements EngineApi {
   private readonly travel: TravelTimes;
   private readonly policy: DispatchPolicy;
   private readonly onDecisionTimed?: (ms: number, policy: string) => void;
+  private readonly onBatch?: (b: BatchTiming) => void;
   private readonly log: (msg: string, err?: unknown) => void;
   private readonly lane: BatchLane;
   /** The batch whose tasks are running (set only inside the lane). */
@@ -202,6 +216,7 @@ export class Engine implements EngineApi {
     this.policy = deps.policy ?? optimalPolicy;
     this.config = resolveConfig(deps.config);
     this.onDecisionTimed = deps.onDecision;
+    this.onBatch = deps.onBatch;
     this.log = deps.log ?? ((msg, err) => console.error(`[engine] ${msg}`, err ?? ''));
   }
 
@@ -361,14 +376,22 @@ export class Engine implements EngineApi {
    * so that only the failing change fails — as if each had its own transaction.
    */
   private async runBatch(tasks: LaneTask[]): Promise<void> {
-    if (await this.tryBatch(tasks, false)) return;
-    this.slowBatches++;
-    for (const t of tasks) t.outcome = undefined;
-    await this.tryBatch(tasks, true);
+    const timing: BatchTiming = { tasks: tasks.length, workMs: 0, commitMs: 0, totalMs: 0 };
+    const t0 = performance.now();
+    try {
+      if (await this.tryBatch(tasks, false, timing)) return;
+      this.slowBatches++;
+      for (const t of tasks) t.outcome = undefined;
+      await this.tryBatch(tasks, true, timing);
+    } finally {
+      timing.totalMs = performance.now() - t0;
+      this.onBatch?.(timing);
+    }
   }
 
   /** False when the fast path must be retried safely. */
-  private async tryBatch(tasks: LaneTask[], safe: boolean): Promise<boolean> {
+  private async tryBatch(tasks: LaneTask[], safe: boolean, timing: BatchTiming): Promise<boolean> {
+    const t0 = performance.now();
     const batch: Batch = { safe, works: [], failed: [], poisoned: false };
     // The transaction opens at the first write, so a batch of reads costs no round trip.
     let settle!: (commit: boolean) => void;
@@ -419,6 +442,8 @@ export class Engine implements EngineApi {
       this.batch = undefined;
     }
     settle(failure === undefined);
+    const t1 = performance.now();
+    timing.workMs += t1 - t0;
     if (committed) {
       try {
         await committed;
@@ -426,6 +451,7 @@ export class Engine implements EngineApi {
         failure ??= err;
       }
     }
+    timing.commitMs += performance.now() - t1;
     if (failure !== undefined) {
       const err = failure;
       for (const w of [...batch.works, ...batch.failed].reverse()) for (const u of w.undo.reverse()) u();

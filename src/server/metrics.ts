@@ -21,8 +21,15 @@ export interface Metrics {
   readonly httpDuration: Histogram<'method' | 'route'>;
   /** `dispatch_socket_messages_total{event}` pushed to clients (replays included). */
   readonly socketMessages: Counter<'event'>;
+  /** `dispatch_lane_batch_tasks`, `…_work_seconds`, `…_commit_seconds`, `…_busy_seconds_total`. */
+  readonly laneBatchTasks: Histogram;
+  readonly laneWork: Histogram;
+  readonly laneCommit: Histogram;
+  readonly laneBusy: Counter;
   /** Records one decision's wall time in milliseconds. */
   observeDecision(ms: number, policy?: string): void;
+  /** Records one batch of the engine's lane (times in milliseconds). */
+  observeBatch(b: { tasks: number; workMs: number; commitMs: number; totalMs: number }): void;
   /** Where queue depths come from (e.g. queue.depth of each named queue). */
   setQueueDepthSource(fn: CountSource | undefined): void;
   /** Where incident counts by status come from; when unset the gauge keeps what was set. */
@@ -53,6 +60,32 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     help: 'Wall time of one dispatch decision (optimiser run)',
     labelNames: ['policy'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  // The engine's lane runs every state change one batch at a time: its busy share says how
+  // close the engine is to its capacity, and work vs commit where a batch's time goes.
+  const laneBatchTasks = new Histogram({
+    name: `${p}lane_batch_tasks`,
+    help: 'State changes (lane tasks) per batch, committed together',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
+  const LANE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28];
+  const laneWork = new Histogram({
+    name: `${p}lane_work_seconds`,
+    help: "Time of one lane batch's work on the event loop (its changes and decision round)",
+    buckets: LANE_BUCKETS,
+    registers: [registry],
+  });
+  const laneCommit = new Histogram({
+    name: `${p}lane_commit_seconds`,
+    help: "Time from the end of a lane batch's work to its commit's answer",
+    buckets: LANE_BUCKETS,
+    registers: [registry],
+  });
+  const laneBusy = new Counter({
+    name: `${p}lane_busy_seconds_total`,
+    help: 'Time the lane spent in batches (work, commit and publishing)',
     registers: [registry],
   });
   const queueDepth = new Gauge({
@@ -108,6 +141,16 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     httpRequests,
     httpDuration,
     socketMessages,
+    laneBatchTasks,
+    laneWork,
+    laneCommit,
+    laneBusy,
+    observeBatch(b) {
+      laneBatchTasks.observe(b.tasks);
+      laneWork.observe(b.workMs / 1000);
+      laneCommit.observe(b.commitMs / 1000);
+      laneBusy.inc(b.totalMs / 1000);
+    },
     observeDecision(ms, policy = 'default') {
       if (Number.isFinite(ms) && ms >= 0) decisionLatency.observe({ policy }, ms / 1000);
     },

@@ -57,6 +57,7 @@ beforeAll(async () => {
     travel: new GreatCircleTravel(),
     config: { decideDebounceMs: 2, sweepIntervalMs: 0 },
     onDecision: (ms, policy) => metrics.observeDecision(ms, policy),
+    onBatch: (b) => metrics.observeBatch(b),
   });
   metrics.setIncidentCountSource(() => engine.openIncidentCounts());
   metrics.setQueueDepthSource(async () => {
@@ -275,6 +276,13 @@ describe('a call from report to on scene', () => {
       /dispatch_http_requests_total\{method="POST",route="\/v1\/incidents",status="201"\} 1/,
     );
     expect(metrics).toContain('dispatch_queue_depth{queue="decisions"}');
+    // Every state change above ran in a lane batch: counted, timed, and its tasks summed.
+    const count = Number(/^dispatch_lane_batch_tasks_count (\d+)/m.exec(metrics)?.[1]);
+    const tasks = Number(/^dispatch_lane_batch_tasks_sum (\d+)/m.exec(metrics)?.[1]);
+    expect(count).toBeGreaterThanOrEqual(5);
+    expect(tasks).toBeGreaterThanOrEqual(count);
+    expect(metrics).toMatch(new RegExp(`^dispatch_lane_commit_seconds_count ${count}$`, 'm'));
+    expect(Number(/^dispatch_lane_busy_seconds_total (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
     expect(metrics).toContain('dispatch_incidents{status="queued"}');
   });
 });

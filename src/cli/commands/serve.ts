@@ -226,6 +226,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     clock: systemClock,
     ...context,
     onDecision: (ms, p) => metrics.observeDecision(ms, p),
+    onBatch: (b) => metrics.observeBatch(b),
     log: (msg, err) => log.error({ err }, msg),
     ...(engineConfig ? { config: engineConfig } : {}),
   });
