@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { type QueryResult, type SqlClient, withSavepoint } from './sql-client.ts';
+import { type QueryResult, type SqlClient, type Statement, withSavepoint } from './sql-client.ts';
 
 export interface PgClientOptions {
   connectionString: string;
@@ -92,6 +92,36 @@ export class PgClient implements SqlClient {
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
     return this.answered(await run<T>(this.writers, text, params));
+  }
+
+  async writeAtomic(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
+    const conn = await this.writers.connect();
+    let broken = false;
+    try {
+      // All queued at once: the driver sends each as the one before is answered, without a
+      // turn of the event loop between (a busy loop made every round trip wait).
+      const begin = run<Record<string, unknown>>(conn, 'BEGIN');
+      const runs = statements.map((s) => run<Record<string, unknown>>(conn, s.text, s.params));
+      const settled = await Promise.allSettled([begin, ...runs]);
+      // The first failure is the cause; the statements after it only found the transaction aborted.
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) {
+        try {
+          await conn.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        throw failed.reason;
+      }
+      await conn.query('COMMIT');
+      return this.answered(
+        settled
+          .slice(1)
+          .map((r) => (r as PromiseFulfilledResult<QueryResult<Record<string, unknown>>>).value),
+      );
+    } finally {
+      conn.release(broken);
+    }
   }
 
   async exec(script: string): Promise<void> {
