@@ -31,7 +31,11 @@ export function buildPassInput(
   options: DispatchOptions,
 ): PassInput {
   const rows = buildRows(state.incidents, state.units, ctx.catalog, now, options.maxEtaS);
-  const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
+  // No open slot, nothing to search: no columns, no index. The live engine runs such a round
+  // after every unit freed while nobody waits, and building them over a thousand units was
+  // most of its time.
+  const cols =
+    rows.length === 0 ? [] : buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
   const index = new CapabilityIndex(cols);
   // Counted on first need: only unserved slots ask.
   let counts: Map<string, number> | undefined;

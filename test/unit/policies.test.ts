@@ -1,18 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { makeInstance } from '../../bench/instances.ts';
-import type { Candidate } from '../../src/core/decision.ts';
+import { CapabilityIndex } from '../../src/core/capability-index.ts';
+import { assemble, type Candidate } from '../../src/core/decision.ts';
 import { CoreError } from '../../src/core/errors.ts';
 import { bestByEta, solveGreedy } from '../../src/core/greedy.ts';
 import { buildColumns, buildRows, type Column, edgeCost, eligible, etaS } from '../../src/core/model.ts';
 import { scalarObjective } from '../../src/core/objective.ts';
+import { solveOptimal } from '../../src/core/optimal.ts';
 import { buildPassInput, type PassInput } from '../../src/core/passes.ts';
 import { greedyPolicy, optimalPolicy } from '../../src/core/policies.ts';
 import { DEFAULT_OPTIONS, type DecideContext } from '../../src/core/policy.ts';
 import type { TravelTimes } from '../../src/core/ports.ts';
 import { evaluateAssignment, type IlpProblem, solveAssignmentIlp } from '../../src/core/solver/ilp.ts';
 import { solveDense } from '../../src/core/solver/lap-dense.ts';
-import type { Decision, DispatchState } from '../../src/core/types.ts';
+import type { Decision, DispatchState, Unit } from '../../src/core/types.ts';
 
 function ctxOf(inst: ReturnType<typeof makeInstance>, options = {}): DecideContext {
   return { catalog: inst.catalog, travel: inst.travel, options: { preemption: false, ...options } };
@@ -378,6 +380,66 @@ describe('greedy over a backlog', () => {
       ),
       { numRuns: 1000, seed: 7 },
     );
+  });
+});
+
+describe('a round with no open slot', () => {
+  /** Units as they stand once a decision's offers are made. */
+  function offered(units: Unit[], d: Decision, now: number): Unit[] {
+    const by = new Map(d.assignments.map((a) => [a.unitId, a]));
+    return units.map((u) => {
+      const a = by.get(u.id);
+      return a
+        ? { ...u, status: 'offered' as const, incidentId: a.incidentId, role: a.capability, since: now }
+        : u;
+    });
+  }
+
+  it('decides what it decides with every column and the index built', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 1_000_000 }),
+          incidents: fc.integer({ min: 0, max: 12 }),
+          units: fc.integer({ min: 60, max: 120 }),
+          allOrNothing: fc.boolean(),
+          preemption: fc.boolean(),
+        }),
+        ({ preemption, ...spec }) => {
+          const inst = makeInstance({ ...spec, multiShare: 0.3 });
+          const ctx = ctxOf(inst, { preemption });
+          const options = { ...DEFAULT_OPTIONS, ...ctx.options };
+          const first = optimalPolicy.decide(inst.state, inst.now, ctx);
+          const state = {
+            units: offered(inst.state.units, first, inst.now),
+            incidents: inst.state.incidents,
+          };
+          const rows = buildRows(state.incidents, state.units, ctx.catalog, inst.now, options.maxEtaS);
+          fc.pre(rows.length === 0);
+          checked++;
+          for (const [policy, solve] of [
+            [greedyPolicy, solveGreedy],
+            [optimalPolicy, solveOptimal],
+          ] as const) {
+            const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
+            const full: PassInput = {
+              rows,
+              cols,
+              index: new CapabilityIndex(cols),
+              options,
+              ctx,
+              now: inst.now,
+              capableTotal: (cap) => state.units.filter((u) => u.capabilities.includes(cap)).length,
+            };
+            const want = assemble(solve(full), inst.now, options.explainAlternatives, options.maxEtaS);
+            expect(policy.decide(state, inst.now, ctx)).toEqual(want);
+          }
+        },
+      ),
+      { numRuns: 200, seed: 11 },
+    );
+    expect(checked).toBeGreaterThan(50);
   });
 });
 
