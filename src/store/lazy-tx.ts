@@ -53,12 +53,17 @@ export class LazyTx implements SqlClient {
     return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
   }
 
+  /** aloneMany would send its statements as one message that commits on its own. */
+  get atomicAlone(): boolean {
+    return !this.begun && this.root.writeAtomic !== undefined;
+  }
+
   /**
    * Statements that commit together: in one message (SqlClient.writeAtomic) when nothing
-   * began, else one after the other inside the transaction.
+   * began, else one after the other inside the transaction (begun here if need be).
    */
   async aloneMany(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
-    if (!this.begun && this.root.writeAtomic) return this.root.writeAtomic(statements);
+    if (this.atomicAlone) return this.root.writeAtomic!(statements);
     const out: QueryResult<Record<string, unknown>>[] = [];
     for (const st of statements) out.push(await this.query(st.text, st.params));
     return out;

@@ -368,18 +368,20 @@ export class SqlStore implements Store {
     let out: { k: string; v: unknown }[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
-        // Alone: what this flush writes goes out as one message that commits on its own.
-        const alone = final && lazy !== undefined && !lazy.begun;
         if (d.audits.length > 0) {
-          // Alone, the head this store last wrote is a guess the statement checks; inside a
-          // transaction the head row is read (and locked) first.
+          // The last write of a transaction that never began goes out on its own: the head
+          // this store last wrote is a guess the statement checks. Inside a transaction the
+          // head row is read (and locked) first.
+          // (Two statements go out on their own only as one message: SqlClient.writeAtomic.)
+          const alone = final && lazy !== undefined && !lazy.begun && (!clash || lazy.atomicAlone);
           const guess = alone && attempt === 0 ? this.shared.auditHead : undefined;
           parts.auditHead = guess ?? (await this.readAuditHead());
           parts.audits = this.chainAudit(parts.auditHead, d.audits);
         }
-        if (clash && alone) {
-          // Both statements in one message: a unit freed and offered again in the same batch
-          // (common under load) cost five round trips, each waiting for a turn of the loop.
+        if (clash && final && lazy) {
+          // Both statements together, as one message when nothing began (aloneMany): a unit
+          // freed and offered again in the same batch (common under load) cost five round
+          // trips, each waiting for a turn of the loop.
           const first = movedStatement(moved);
           const st = mainStatement(parts, false);
           try {

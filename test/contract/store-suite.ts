@@ -1272,6 +1272,36 @@ export function storeContract(
 
       // A stale copy is found by the SQL stores' write-behind guards (the memory store keeps no copies).
       if (features.sql) {
+        it('a guessed audit head gone stale (another writer) is read again, and both commit', async () => {
+          const { next, a0 } = await setup();
+          // This store's guess of the head is now its own last row; another store on the same
+          // database appends one more.
+          await store.transaction(
+            (tx) => tx.appendAudit({ actor, action: 'x', subject: 'a' }).then(() => {}),
+            {
+              defer: true,
+              writeBehind: true,
+            },
+          );
+          const { SqlStore } = await import('../../src/store/sql-store.ts');
+          const other = await SqlStore.open(target.sqlClient!(store), { ...opts, migrate: false });
+          await other.appendAudit({ actor, action: 'y', subject: 'b' });
+          const created = await store.transaction((tx) => move(tx, a0, next.id), {
+            defer: true,
+            writeBehind: true,
+          });
+          expect(await store.getAssignment('A-WB-4')).toEqual(created);
+          expect((await store.getAssignment('A-WB-3'))?.status).toBe('declined');
+          const audit = await store.listAudit();
+          expect(audit.map((r) => r.action).slice(-4)).toEqual([
+            'x',
+            'y',
+            'assignment.status',
+            'assignment.create',
+          ]);
+          expect((await store.verifyAudit()).ok).toBe(true);
+        });
+
         it('a stale copy of the ended one fails both, and writes nothing', async () => {
           const { next, a0 } = await setup();
           const seq0 = await store.lastMessageSeq('unit:FE-02');
