@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgliteThreadClient } from '../../src/store/pglite-thread-client.ts';
+import { writeAtomicContract } from './write-atomic-suite.ts';
 
 let db: PgliteThreadClient;
 beforeAll(async () => {
@@ -74,25 +75,5 @@ describe('PGlite worker-thread client', () => {
     expect(rows.rows.map((r) => r.id)).toEqual([2]);
   });
 
-  it('writeAtomic commits every statement or none', async () => {
-    await db.query('DELETE FROM t');
-    const ok = await db.writeAtomic([
-      { text: "INSERT INTO t (id, v) VALUES (1, 'a')" },
-      { text: 'UPDATE t SET v = $1 WHERE id = 1 RETURNING v', params: ['b'] },
-    ]);
-    expect(ok.map((r) => r.rowCount)).toEqual([1, 1]);
-    expect(ok[1].rows).toEqual([{ v: 'b' }]);
-    const err = await db
-      .writeAtomic([
-        { text: "INSERT INTO t (id, v) VALUES (2, 'c')" },
-        { text: "INSERT INTO t (id, v) VALUES (1, 'duplicate')" },
-      ])
-      .then(
-        () => undefined,
-        (e: { code?: string }) => e,
-      );
-    expect(err?.code).toBe('23505');
-    const rows = await db.query<{ id: number; v: string }>('SELECT id, v FROM t ORDER BY id');
-    expect(rows.rows).toEqual([{ id: 1, v: 'b' }]);
-  });
+  writeAtomicContract(() => db, 't');
 });

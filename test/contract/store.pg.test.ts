@@ -4,6 +4,7 @@ import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import { createDatabase, createPgClient, dropDatabase, type PgClient } from '../../src/store/pg-client.ts';
 import { SqlStore } from '../../src/store/sql-store.ts';
 import { sqlReset, sqlTamper, storeContract } from './store-suite.ts';
+import { writeAtomicContract } from './write-atomic-suite.ts';
 
 // Real PostgreSQL: each run creates (and drops) its own dispatch_test_<random> database on
 // the server of DATABASE_URL (default: the local test server). An unreachable server fails
@@ -73,30 +74,13 @@ describe('PostgreSQL specifics', () => {
     expect(Number(rows[0].n)).toBe(ids.length);
   });
 
-  it('writeAtomic commits every statement or none, with the first failure as its error', async () => {
-    const c = client(2);
-    await c.query('CREATE TABLE wa (id int PRIMARY KEY, v text NOT NULL)');
-    const ok = await c.writeAtomic([
-      { text: "INSERT INTO wa (id, v) VALUES (1, 'a')" },
-      { text: 'UPDATE wa SET v = $1 WHERE id = 1 RETURNING v', params: ['b'] },
-    ]);
-    expect(ok.map((r) => r.rowCount)).toEqual([1, 1]);
-    expect(ok[1].rows).toEqual([{ v: 'b' }]);
-    const err = await c
-      .writeAtomic([
-        { text: "INSERT INTO wa (id, v) VALUES (2, 'c')" },
-        { text: "INSERT INTO wa (id, v) VALUES (1, 'duplicate')" },
-        { text: "INSERT INTO wa (id, v) VALUES (3, 'after the failure')" },
-      ])
-      .then(
-        () => undefined,
-        (e: { code?: string }) => e,
-      );
-    expect(err?.code).toBe('23505'); // the duplicate, not the aborted transaction after it
-    const { rows } = await c.query<{ id: number; v: string }>('SELECT id, v FROM wa ORDER BY id');
-    expect(rows).toEqual([{ id: 1, v: 'b' }]);
-    // The connection went back to the pool usable.
-    expect((await c.writeAtomic([{ text: "INSERT INTO wa (id, v) VALUES (4, 'd')" }]))[0].rowCount).toBe(1);
+  describe('writeAtomic', () => {
+    let c: PgClient;
+    beforeAll(async () => {
+      c = client(2);
+      await c.query('CREATE TABLE wa (id int PRIMARY KEY, v text NOT NULL)');
+    });
+    writeAtomicContract(() => c, 'wa');
   });
 
   it('the database itself refuses a second active assignment for a unit', async () => {

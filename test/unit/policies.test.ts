@@ -328,6 +328,25 @@ describe('dispatch policies', () => {
   });
 });
 
+/** Seeded instances with incidents and units in the given ranges, with or without pre-emption. */
+const instanceSpecs = (incidents: { min: number; max: number }, units: { min: number; max: number }) =>
+  fc.record({
+    seed: fc.integer({ min: 1, max: 1_000_000 }),
+    incidents: fc.integer(incidents),
+    units: fc.integer(units),
+    allOrNothing: fc.boolean(),
+    preemption: fc.boolean(),
+  });
+
+type InstanceSpecOf = ReturnType<typeof instanceSpecs> extends fc.Arbitrary<infer T> ? T : never;
+
+/** The instance of a spec (a share of joint-force types), its context and options. */
+function instanceOf({ preemption, ...spec }: InstanceSpecOf) {
+  const inst = makeInstance({ ...spec, multiShare: 0.3 });
+  const ctx = ctxOf(inst, { preemption });
+  return { inst, ctx, options: { ...DEFAULT_OPTIONS, ...ctx.options } };
+}
+
 describe('greedy over a backlog', () => {
   /** solveGreedy as it was before it skipped searches of exhausted pools: every row searches. */
   function searchEveryRow(input: PassInput): (string | null)[] {
@@ -361,23 +380,12 @@ describe('greedy over a backlog', () => {
 
   it('picks what searching every row picks, with more incidents than units', () => {
     fc.assert(
-      fc.property(
-        fc.record({
-          seed: fc.integer({ min: 1, max: 1_000_000 }),
-          incidents: fc.integer({ min: 10, max: 80 }),
-          units: fc.integer({ min: 1, max: 15 }),
-          allOrNothing: fc.boolean(),
-          preemption: fc.boolean(),
-        }),
-        ({ preemption, ...spec }) => {
-          const inst = makeInstance({ ...spec, multiShare: 0.3 });
-          const ctx = ctxOf(inst, { preemption });
-          const options = { ...DEFAULT_OPTIONS, ...ctx.options };
-          const got = solveGreedy(buildPassInput(inst.state, inst.now, ctx, options));
-          const want = searchEveryRow(buildPassInput(inst.state, inst.now, ctx, options));
-          expect(got.chosen.map((c) => c?.col.unit.id ?? null)).toEqual(want);
-        },
-      ),
+      fc.property(instanceSpecs({ min: 10, max: 80 }, { min: 1, max: 15 }), (spec) => {
+        const { inst, ctx, options } = instanceOf(spec);
+        const got = solveGreedy(buildPassInput(inst.state, inst.now, ctx, options));
+        const want = searchEveryRow(buildPassInput(inst.state, inst.now, ctx, options));
+        expect(got.chosen.map((c) => c?.col.unit.id ?? null)).toEqual(want);
+      }),
       { numRuns: 1000, seed: 7 },
     );
   });
@@ -398,45 +406,34 @@ describe('a round with no open slot', () => {
   it('decides what it decides with every column and the index built', () => {
     let checked = 0;
     fc.assert(
-      fc.property(
-        fc.record({
-          seed: fc.integer({ min: 1, max: 1_000_000 }),
-          incidents: fc.integer({ min: 0, max: 12 }),
-          units: fc.integer({ min: 60, max: 120 }),
-          allOrNothing: fc.boolean(),
-          preemption: fc.boolean(),
-        }),
-        ({ preemption, ...spec }) => {
-          const inst = makeInstance({ ...spec, multiShare: 0.3 });
-          const ctx = ctxOf(inst, { preemption });
-          const options = { ...DEFAULT_OPTIONS, ...ctx.options };
-          const first = optimalPolicy.decide(inst.state, inst.now, ctx);
-          const state = {
-            units: offered(inst.state.units, first, inst.now),
-            incidents: inst.state.incidents,
+      fc.property(instanceSpecs({ min: 0, max: 12 }, { min: 60, max: 120 }), (spec) => {
+        const { inst, ctx, options } = instanceOf(spec);
+        const first = optimalPolicy.decide(inst.state, inst.now, ctx);
+        const state = {
+          units: offered(inst.state.units, first, inst.now),
+          incidents: inst.state.incidents,
+        };
+        const rows = buildRows(state.incidents, state.units, ctx.catalog, inst.now, options.maxEtaS);
+        fc.pre(rows.length === 0);
+        checked++;
+        for (const [policy, solve] of [
+          [greedyPolicy, solveGreedy],
+          [optimalPolicy, solveOptimal],
+        ] as const) {
+          const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
+          const full: PassInput = {
+            rows,
+            cols,
+            index: new CapabilityIndex(cols),
+            options,
+            ctx,
+            now: inst.now,
+            capableTotal: (cap) => state.units.filter((u) => u.capabilities.includes(cap)).length,
           };
-          const rows = buildRows(state.incidents, state.units, ctx.catalog, inst.now, options.maxEtaS);
-          fc.pre(rows.length === 0);
-          checked++;
-          for (const [policy, solve] of [
-            [greedyPolicy, solveGreedy],
-            [optimalPolicy, solveOptimal],
-          ] as const) {
-            const cols = buildColumns(state.units, state.incidents, ctx.catalog, options.preemption);
-            const full: PassInput = {
-              rows,
-              cols,
-              index: new CapabilityIndex(cols),
-              options,
-              ctx,
-              now: inst.now,
-              capableTotal: (cap) => state.units.filter((u) => u.capabilities.includes(cap)).length,
-            };
-            const want = assemble(solve(full), inst.now, options.explainAlternatives, options.maxEtaS);
-            expect(policy.decide(state, inst.now, ctx)).toEqual(want);
-          }
-        },
-      ),
+          const want = assemble(solve(full), inst.now, options.explainAlternatives, options.maxEtaS);
+          expect(policy.decide(state, inst.now, ctx)).toEqual(want);
+        }
+      }),
       { numRuns: 200, seed: 11 },
     );
     expect(checked).toBeGreaterThan(50);
