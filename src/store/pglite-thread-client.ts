@@ -54,8 +54,13 @@ class Channel {
     worker.on('exit', (code) => fail(new Error(`PGlite worker exited (${code})`)));
   }
 
-  send(op: 'query' | 'exec' | 'close', sql = '', params?: readonly unknown[]): Promise<Reply> {
-    return this.post({ op, sql, params });
+  send(
+    op: 'query' | 'exec' | 'close',
+    sql = '',
+    params?: readonly unknown[],
+    prepare = false,
+  ): Promise<Reply> {
+    return this.post({ op, sql, params, prepare });
   }
 
   sendAtomic(statements: readonly Statement[]): Promise<Reply> {
@@ -210,6 +215,17 @@ export class PgliteThreadClient implements SqlClient {
 
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
     return this.single(async () => result<T>(await this.ch.send('query', text, params)));
+  }
+
+  /**
+   * A write on its own (the engine's commit): kept prepared by the worker, since the same few
+   * statement texts come back batch after batch.
+   */
+  queryWrite<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>> {
+    return this.single(async () => result<T>(await this.ch.send('query', text, params, true)));
   }
 
   writeAtomic(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {

@@ -12,6 +12,8 @@ export interface QueryResult<T> {
 export interface Statement {
   text: string;
   params?: readonly unknown[];
+  /** The same text comes back often: the client may keep it prepared. */
+  prepare?: boolean;
 }
 
 export interface SqlClient {
@@ -28,7 +30,8 @@ export interface SqlClient {
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
   /**
    * A statement that writes on its own (autocommit), on the connections kept for writers
-   * (as transactions are), so that a flood of reads cannot hold a commit up. Absent: query().
+   * (as transactions are), so that a flood of reads cannot hold a commit up. Its text comes
+   * back often (the engine's commit): the client may keep it prepared. Absent: query().
    */
   queryWrite?<T = Record<string, unknown>>(
     text: string,

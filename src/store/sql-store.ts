@@ -386,8 +386,8 @@ export class SqlStore implements Store {
           const st = mainStatement(parts, false);
           try {
             const res = await lazy.aloneMany([
-              { text: first.sql, params: first.params },
-              { text: st.sql, params: st.params },
+              { text: first.sql, params: first.params, prepare: true },
+              { text: st.sql, params: st.params, prepare: true },
             ]);
             out = (res[1]?.rows ?? []) as { k: string; v: unknown }[];
           } catch (err) {

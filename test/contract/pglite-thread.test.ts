@@ -76,4 +76,45 @@ describe('PGlite worker-thread client', () => {
   });
 
   writeAtomicContract(() => db, 't');
+
+  // queryWrite keeps its statement prepared in the worker and sends the parameters as quoted
+  // literals: every value must arrive exactly as bind parameters would bring it.
+  it('a prepared write takes any text, number, boolean or null exactly as a bound one', async () => {
+    await db.query('DELETE FROM t');
+    const texts = [
+      "it's",
+      "''",
+      '\\',
+      '\\n',
+      'line\nbreak',
+      '$1',
+      '$$ dollar $$',
+      '漢字 🚑',
+      '{"a":"b\'c"}',
+      '',
+    ];
+    const sql = 'SELECT $1::int AS i, $2::text AS s, $3::boolean AS b, $4::float8 AS f';
+    for (let i = 0; i < texts.length; i++) {
+      const args = [i, texts[i], i % 2 === 0, i % 3 === 0 ? null : 2.5e-7 * i];
+      expect((await db.queryWrite(sql, args)).rows).toEqual((await db.query(sql, args)).rows);
+      await db.queryWrite('INSERT INTO t (id, v) VALUES ($1, $2)', [i, texts[i]]);
+    }
+    const stored = await db.query<{ v: string }>('SELECT v FROM t ORDER BY id');
+    expect(stored.rows.map((r) => r.v)).toEqual(texts);
+  });
+
+  it('a prepared write reports its errors, and many statement texts stay usable', async () => {
+    await db.query('DELETE FROM t');
+    const err = await db.queryWrite("INSERT INTO t (id, v) VALUES ($1, $2), ($1, 'again')", [1, 'x']).then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    );
+    expect(err?.code).toBe('23505');
+    // More distinct texts than the worker keeps prepared: the oldest are let go.
+    for (let i = 0; i < 250; i++) {
+      const r = await db.queryWrite<{ n: number }>(`SELECT $1::int + ${i} AS n`, [i]);
+      expect(r.rows[0].n).toBe(2 * i);
+    }
+    expect((await db.queryWrite<{ n: number }>('SELECT $1::int + 0 AS n', [7])).rows[0].n).toBe(7);
+  });
 });
