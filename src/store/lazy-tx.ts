@@ -53,16 +53,19 @@ export class LazyTx implements SqlClient {
     return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
   }
 
-  /** aloneMany would send its statements as one message that commits on its own. */
+  /** aloneMany would send several statements as one message that commits on its own. */
   get atomicAlone(): boolean {
     return !this.begun && this.root.writeAtomic !== undefined;
   }
 
   /**
-   * Statements that commit together: in one message (SqlClient.writeAtomic) when nothing
-   * began, else one after the other inside the transaction (begun here if need be).
+   * Statements that commit together: when nothing began, one alone, several as one message
+   * (SqlClient.writeAtomic); else one after the other inside the transaction (begun here if
+   * need be).
    */
   async aloneMany(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
+    if (statements.length === 1 && !this.begun)
+      return [await this.alone(statements[0].text, statements[0].params)];
     if (this.atomicAlone) return this.root.writeAtomic!(statements);
     const out: QueryResult<Record<string, unknown>>[] = [];
     for (const st of statements) out.push(await this.query(st.text, st.params));

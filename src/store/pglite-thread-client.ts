@@ -77,7 +77,7 @@ class Channel {
   }
 }
 
-const result = <T>(r: Reply): QueryResult<T> => {
+const result = <T>(r: Pick<Reply, 'rows' | 'affectedRows'>): QueryResult<T> => {
   const rows = (r.rows ?? []) as T[];
   return { rows, rowCount: r.affectedRows || rows.length };
 };
@@ -231,7 +231,7 @@ export class PgliteThreadClient implements SqlClient {
   writeAtomic(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
     return this.single(async () => {
       const r = await this.ch.sendAtomic(statements);
-      return (r.results ?? []).map((x) => result<Record<string, unknown>>({ id: r.id, ...x }));
+      return (r.results ?? []).map((x) => result<Record<string, unknown>>(x));
     });
   }
 

@@ -33,9 +33,15 @@ import {
 } from './common.ts';
 import { LazyTx } from './lazy-tx.ts';
 import { migrate } from './migrate.ts';
-import { type SqlClient, sqlState } from './sql-client.ts';
+import { type SqlClient, type Statement, sqlState } from './sql-client.ts';
 import { Deferred, type Mark } from './sql-deferred.ts';
-import { type FlushParts, failedGuard, mainStatement, movedStatement } from './sql-flush.ts';
+import {
+  type FlushParts,
+  type FlushStatement,
+  failedGuard,
+  mainStatement,
+  movedStatement,
+} from './sql-flush.ts';
 import {
   ACTIVE_ASSIGNMENT_STATUSES,
   type AssignmentFilter,
@@ -353,19 +359,23 @@ export class SqlStore implements Store {
       moved,
       created,
     };
-    const run = async (sql: string, params: unknown[]) => {
+    type Row = { k: string; v: unknown };
+    /** Sends the flush's statements, in order; the rows of the last. */
+    const send = async (statements: Statement[]): Promise<Row[]> => {
       try {
-        // Alone: the last write of a transaction that never began is one atomic statement.
-        if (final && lazy && !lazy.begun)
-          return (await lazy.alone<{ k: string; v: unknown }>(sql, params)).rows;
-        return (await this.client.query<{ k: string; v: unknown }>(sql, params)).rows;
+        // The last write goes out on its own when nothing began (LazyTx.aloneMany).
+        if (final && lazy) return ((await lazy.aloneMany(statements)).at(-1)?.rows ?? []) as Row[];
+        let rows: Row[] = [];
+        for (const st of statements) rows = (await this.client.query<Row>(st.text, st.params)).rows;
+        return rows;
       } catch (err) {
         const g = failedGuard(err);
         if (g !== undefined) throw new GuardFailed(g);
         throw translate(err);
       }
     };
-    let out: { k: string; v: unknown }[] = [];
+    const statement = (st: FlushStatement): Statement => ({ text: st.sql, params: st.params, prepare: true });
+    let out: Row[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
         if (d.audits.length > 0) {
@@ -378,33 +388,14 @@ export class SqlStore implements Store {
           parts.auditHead = guess ?? (await this.readAuditHead());
           parts.audits = this.chainAudit(parts.auditHead, d.audits);
         }
-        if (clash && final && lazy) {
-          // Both statements together, as one message when nothing began (aloneMany): a unit
-          // freed and offered again in the same batch (common under load) cost five round
-          // trips, each waiting for a turn of the loop.
-          const first = movedStatement(moved);
-          const st = mainStatement(parts, false);
-          try {
-            const res = await lazy.aloneMany([
-              { text: first.sql, params: first.params, prepare: true },
-              { text: st.sql, params: st.params, prepare: true },
-            ]);
-            out = (res[1]?.rows ?? []) as { k: string; v: unknown }[];
-          } catch (err) {
-            const g = failedGuard(err);
-            if (g !== undefined) throw new GuardFailed(g);
-            throw translate(err);
-          }
-          break;
-        }
-        if (clash) {
-          // The ended assignments first, so the unit's new one never meets its old one still
-          // active in the one-active-per-unit index.
-          const st = movedStatement(moved);
-          await run(st.sql, st.params);
-        }
-        const st = mainStatement(parts, !clash);
-        out = await run(st.sql, st.params);
+        // With a clash the ended assignments go first, so that the unit's new one never meets
+        // its old one still active in the one-active-per-unit index; both in one message when
+        // they can (a unit freed and offered again in one batch is common under load).
+        out = await send(
+          clash
+            ? [statement(movedStatement(moved)), statement(mainStatement(parts, false))]
+            : [statement(mainStatement(parts, true))],
+        );
         break;
       } catch (err) {
         // A moved audit head, found by a statement that ran alone (so nothing was written):
