@@ -1,12 +1,13 @@
 // The live engine: EngineApi over a Store, a JobQueue, a Publisher and a Clock, running the
 // pure core (src/core) on an in-memory mirror of units, open incidents and active assignments.
 //
-// Order and consistency. Every state change runs in one serial lane (SerialLane): one change
+// Order and consistency. Every state change runs in one serial lane (lane.ts): one change
 // at a time, the decision included, so the mirror, the store and the push sequence never
-// disagree. A change is one store transaction holding the records, their events and audit
-// rows, any outbox job, and the messages it pushes (store.pushMessages allocates each
-// recipient's gap-free seq); after the commit the messages are published in seq order and
-// timers are armed. A failed transaction re-reads what it touched into the mirror.
+// disagree. Changes are committed in batches, a batch's work overlapping the commit of the one
+// before. A change's writes hold the records, their events and audit rows, any outbox job,
+// and the messages it pushes (store.pushMessages allocates each recipient's gap-free seq);
+// after the commit the messages are published in seq order and timers are armed. A failed
+// commit undoes the changes in memory and re-reads what they touched into the mirror.
 //
 // Decisions. Triggers (a report, a freed unit, a decline, a timeout, a pre-emption…) are
 // coalesced into one `decide` job on the decisions queue (debounced by decideDebounceMs); its
@@ -67,7 +68,7 @@ import { checkLonLat, checkText, invalidField, parseIsoTime, toApi } from './err
 import { Exclusions } from './exclusions.ts';
 import { ackJobId, JOBS, QUEUES, targetJobId } from './jobs.ts';
 import { checkGroupBy, liveKpis, resolveWindow } from './kpis.ts';
-import { BatchLane, type LaneTask } from './lane.ts';
+import { BatchLane, type Flight, type LaneTask } from './lane.ts';
 import { Mirror, unitStatusFor } from './mirror.ts';
 import { NonResponses } from './non-responses.ts';
 import type { Clock, JobQueue, Publisher, Recipient } from './ports.ts';
@@ -84,6 +85,8 @@ export interface BatchTiming {
   commitMs: number;
   /** The whole batch, publishing after the commit included. */
   totalMs: number;
+  /** The lane's time taken by this batch alone (its work may overlap the previous commit). */
+  busyMs: number;
 }
 
 export interface EngineDeps {
@@ -135,6 +138,20 @@ class MergeIntoDuplicate extends Error {}
 /** Thrown inside a batch's transaction to roll it back after a change failed mid-write. */
 class BatchPoisoned extends Error {}
 
+/** A batch whose work has run (lane.ts); its commit may still be in flight. */
+interface BatchFlight extends Flight {
+  settled: Promise<unknown>;
+  tasks: LaneTask[];
+  batch: Batch;
+  timing: BatchTiming;
+  /** performance.now() when its work began. */
+  t0: number;
+  /** Why it fails: its work, or its commit (set when that settles). */
+  failure: unknown;
+  /** Settles with whether the batch committed (its work ran through and its commit held). */
+  ok: Promise<boolean>;
+}
+
 /** One group commit: the tasks run in `tx`; `works` are the changes to publish after it. */
 interface Batch {
   /** Set once the first change opened the transaction. */
@@ -169,11 +186,17 @@ export class Engine implements EngineApi {
   private readonly onDecisionTimed?: (ms: number, policy: string) => void;
   private readonly onBatch?: (b: BatchTiming) => void;
   private readonly log: (msg: string, err?: unknown) => void;
-  private readonly lane: BatchLane;
+  private readonly lane: BatchLane<BatchFlight>;
+  /** When the lane's last batch ended (performance.now() ms), for its busy time. */
+  private laneBusyUntil = 0;
   /** The batch whose tasks are running (set only inside the lane). */
   private batch?: Batch;
   /** Batches that had to run again on the slow path (a stale mirror; should stay near 0). */
   slowBatches = 0;
+  /** Batches whose work ran over the commit of the one before (lane.ts). */
+  overlapped = 0;
+  /** Of those, batches undone because that commit failed (they ran again). */
+  undoneOver = 0;
   private state: EngineState = 'new';
   private readonly bootId = randomUUID().slice(0, 8);
   private decideSeq = 0;
@@ -192,6 +215,8 @@ export class Engine implements EngineApi {
   private readonly mergedKeys = new Map<string, { incidentId: string; fingerprint: string }>();
   /** Idempotency keys of incidents this engine stored (most recent KNOWN_KEYS_KEEP). */
   private readonly knownKeys = new Map<string, { incidentId: string; fingerprint: string }>();
+  /** Keys of alerts raised by changes not yet committed. */
+  private readonly raisingAlerts = new Set<string>();
   /** Location throttling per unit. */
   private readonly lastFixMs = new Map<string, number>();
   private readonly latestPos = new Map<string, LonLat>();
@@ -206,7 +231,10 @@ export class Engine implements EngineApi {
 
   constructor(deps: EngineDeps) {
     this.store = deps.store;
-    this.lane = new BatchLane((tasks) => this.runBatch(tasks));
+    this.lane = new BatchLane<BatchFlight>({
+      work: (tasks, prev) => this.workBatch(tasks, prev),
+      settle: (f, next) => this.settleBatch(f, next),
+    });
     this.queue = deps.queue;
     this.publisher = deps.publisher;
     this.clock = deps.clock;
@@ -370,31 +398,20 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * Runs one batch of lane tasks in one transaction. Fast path: changes write straight into
-   * it. If a change fails after writing (the mirror was stale: rare), the batch rolls back,
-   * the mirror re-reads what it touched, and the tasks run again with a savepoint per change,
-   * so that only the failing change fails — as if each had its own transaction.
+   * The work of one batch of lane tasks, in one transaction. Fast path: changes write straight
+   * into it (write-behind: computed from the mirror, sent at commit). `prev`: the batch whose
+   * commit is in flight; this one's statements wait for it and are dropped if it fails (see
+   * lane.ts). The commit goes on after this returns; settleBatch completes the batch.
    */
-  private async runBatch(tasks: LaneTask[]): Promise<void> {
-    const timing: BatchTiming = { tasks: tasks.length, workMs: 0, commitMs: 0, totalMs: 0 };
-    const t0 = performance.now();
-    try {
-      if (await this.tryBatch(tasks, false, timing)) return;
-      this.slowBatches++;
-      for (const t of tasks) t.outcome = undefined;
-      await this.tryBatch(tasks, true, timing);
-    } finally {
-      timing.totalMs = performance.now() - t0;
-      this.onBatch?.(timing);
-    }
-  }
-
-  /** False when the fast path must be retried safely. */
-  private async tryBatch(tasks: LaneTask[], safe: boolean, timing: BatchTiming): Promise<boolean> {
+  private async workBatch(
+    tasks: LaneTask[],
+    prev: BatchFlight | undefined,
+    safe = false,
+  ): Promise<BatchFlight> {
     const t0 = performance.now();
     const batch: Batch = { safe, works: [], failed: [], poisoned: false };
     // The transaction opens at the first write, so a batch of reads costs no round trip.
-    let settle!: (commit: boolean) => void;
+    let settle!: (commit: boolean | Promise<boolean>) => void;
     const decided = new Promise<boolean>((r) => {
       settle = r;
     });
@@ -408,7 +425,7 @@ export class Engine implements EngineApi {
             resolve(tx);
             if (!(await decided)) throw new BatchPoisoned();
           },
-          safe ? DEFERRED : WRITE_BEHIND,
+          { ...(safe ? DEFERRED : WRITE_BEHIND), ...(prev ? { after: prev.settled } : {}) },
         );
         committed.catch(reject);
       });
@@ -416,7 +433,11 @@ export class Engine implements EngineApi {
     };
     let failure: unknown;
     this.batch = batch;
+    if (prev) this.overlapped++;
     try {
+      // On top of a batch in flight, reads too must wait for its commit: opening the
+      // transaction now sends nothing, and its reads follow that commit.
+      if (prev) await batch.open();
       for (const t of tasks) {
         try {
           t.outcome = { ok: true, value: await t.fn() };
@@ -438,35 +459,89 @@ export class Engine implements EngineApi {
         }
         if (batch.poisoned) failure = new BatchPoisoned();
       }
+    } catch (err) {
+      failure ??= err;
     } finally {
       this.batch = undefined;
     }
-    settle(failure === undefined);
+    const go = failure === undefined;
+    // Commit only once the batch in flight has: should it fail, this one rolls back too.
+    settle(prev ? prev.ok.then((ok) => ok && go) : go);
     const t1 = performance.now();
-    timing.workMs += t1 - t0;
+    const timing: BatchTiming = { tasks: tasks.length, workMs: t1 - t0, commitMs: 0, totalMs: 0, busyMs: 0 };
+    const flight: BatchFlight = {
+      tasks,
+      batch,
+      timing,
+      t0,
+      failure,
+      overlappable: go && !safe,
+      ok: Promise.resolve(go),
+      settled: Promise.resolve(),
+    };
     if (committed) {
-      try {
-        await committed;
-      } catch (err) {
-        failure ??= err;
+      flight.ok = committed.then(
+        () => go,
+        (err) => {
+          flight.failure ??= err;
+          return false;
+        },
+      );
+      flight.settled = flight.ok.then(() => {
+        timing.commitMs = performance.now() - t1;
+      });
+    }
+    return flight;
+  }
+
+  /** Undoes a change's in-memory bookkeeping (once). */
+  private undoWork(w: Work): void {
+    for (const u of w.undo.splice(0).reverse()) u();
+  }
+
+  /**
+   * Waits for a batch's commit, then publishes its changes. A failed batch is undone (with
+   * `next`, the batch that ran on top of it, first); the mirror re-reads what they touched,
+   * and the tasks run again with a savepoint per change, so that only a failing change fails
+   * — as if each had its own transaction. False when `next` was undone and must run again.
+   */
+  private async settleBatch(f: BatchFlight, next: BatchFlight | undefined): Promise<boolean> {
+    const ok = await f.ok;
+    await f.settled;
+    try {
+      if (ok) {
+        for (const w of f.batch.works) this.afterCommitOf(w);
+        return true;
       }
+      if (next) {
+        this.undoneOver++;
+        await next.settled;
+        for (const w of [...next.batch.works, ...next.batch.failed].reverse()) this.undoWork(w);
+      }
+      for (const w of [...f.batch.works, ...f.batch.failed].reverse()) this.undoWork(w);
+      for (const b of next ? [f.batch, next.batch] : [f.batch])
+        for (const w of [...b.works, ...b.failed]) await this.resync(w);
+      if (!f.batch.safe) {
+        // Fast path: a stale copy, a violated constraint, a change failing mid-write: run the
+        // tasks again, each change on its own (savepoints, immediate writes).
+        this.slowBatches++;
+        for (const t of f.tasks) t.outcome = undefined;
+        await this.settleBatch(await this.workBatch(f.tasks, undefined, true), undefined);
+      } else {
+        // The commit itself failed (the database is down…): every change of the batch is
+        // lost, so every caller hears it.
+        const error = toApi(f.failure);
+        for (const t of f.tasks) t.outcome = { ok: false, error };
+      }
+      return next === undefined;
+    } finally {
+      const end = performance.now();
+      const t = f.timing;
+      t.totalMs = end - f.t0;
+      t.busyMs = end - Math.max(f.t0, this.laneBusyUntil);
+      this.laneBusyUntil = end;
+      this.onBatch?.(t);
     }
-    timing.commitMs += performance.now() - t1;
-    if (failure !== undefined) {
-      const err = failure;
-      for (const w of [...batch.works, ...batch.failed].reverse()) for (const u of w.undo.reverse()) u();
-      for (const w of [...batch.works, ...batch.failed]) await this.resync(w);
-      // Fast path: a stale copy, a violated constraint, a change failing mid-write: run the
-      // tasks again, each change on its own (savepoints, immediate writes).
-      if (!safe) return false;
-      // The commit itself failed (the database is down…): every change of the batch is lost,
-      // so every caller hears it.
-      const error = toApi(err);
-      for (const t of tasks) t.outcome = { ok: false, error };
-      return true;
-    }
-    for (const w of batch.works) this.afterCommitOf(w);
-    return true;
   }
 
   /**
@@ -491,7 +566,7 @@ export class Engine implements EngineApi {
         }, DEFERRED);
       } catch (err) {
         if (work) {
-          for (const u of work.undo.reverse()) u();
+          this.undoWork(work);
           await this.resync(work);
         }
         throw toApi(err);
@@ -509,7 +584,7 @@ export class Engine implements EngineApi {
         await this.recordMessages(w);
         return { w, r };
       } catch (err) {
-        for (const u of w.undo.reverse()) u();
+        this.undoWork(w);
         if (w.used) {
           if (sp) await this.resync(w);
           else {
@@ -811,8 +886,10 @@ export class Engine implements EngineApi {
   }
 
   private async raiseAlert(w: Work, a: NewAlert): Promise<void> {
-    if (this.alerts.has(a.key) || w.alertKeys.has(a.key)) return;
-    w.alertKeys.add(a.key);
+    // Raised alerts count at once (a batch's work may run before the one before commits).
+    if (this.alerts.has(a.key) || this.raisingAlerts.has(a.key)) return;
+    this.raisingAlerts.add(a.key);
+    w.onRollback(() => this.raisingAlerts.delete(a.key));
     const rec = makeAlert(a, iso(w.at));
     await w.tx.pushMessage(ALERT_LEDGER, 'alert', rec, { at: w.at });
     await w.tx.appendEvent({
@@ -824,7 +901,10 @@ export class Engine implements EngineApi {
       data: { alertId: rec.id, alertKind: a.kind, severity: a.severity, message: a.message },
     });
     w.push([CONSOLES], 'alert', () => alertView(rec));
-    w.after(() => this.alerts.add(rec));
+    w.after(() => {
+      this.alerts.add(rec);
+      this.raisingAlerts.delete(a.key);
+    });
   }
 
   /**
@@ -1484,7 +1564,11 @@ export class Engine implements EngineApi {
                 writeBehind: dup === undefined,
               },
             );
-            if (key !== undefined) w.after(() => this.rememberKey(key, r.incident.id, fingerprint));
+            // Known at once: the next batch's work may run before this one commits (lane.ts).
+            if (key !== undefined) {
+              this.rememberKey(key, r.incident.id, fingerprint);
+              if (r.created) w.onRollback(() => this.knownKeys.delete(key));
+            }
             if (!r.created) {
               const cur = this.mirror.incidents.get(r.incident.id) ?? r.incident;
               return { incident: this.incidentViewOf(cur), created: false };

@@ -3,9 +3,14 @@
 // A task must never wait for another task of the same lane (it would wait for itself).
 //
 // Group commit: the tasks waiting when the lane frees up run together as one batch (one
-// store transaction, see Engine.runBatch); each task's caller hears its outcome only after
+// store transaction, see Engine.workBatch); each task's caller hears its outcome only after
 // the batch committed. Under load a batch holds many changes, so the per-transaction cost
 // (BEGIN, COMMIT, the side rows' inserts, the fsync) is paid once for all of them.
+//
+// Pipelining: while batch n's commit is in flight (in the database, off this thread), the
+// work of batch n+1 (the tasks that waited for n) runs on top of n's changes. n+1's writes go to the store only after n's
+// commit succeeded, and its callers hear only after that. Should n fail, n+1 is undone first
+// and runs again after n has been dealt with. At most two batches are alive at once.
 
 export interface LaneTask {
   readonly fn: () => Promise<unknown>;
@@ -13,20 +18,43 @@ export interface LaneTask {
   outcome?: { ok: true; value: unknown } | { ok: false; error: unknown };
 }
 
-export type BatchRunner = (tasks: LaneTask[]) => Promise<void>;
+/** A batch whose work has run; its commit may still be in flight. */
+export interface Flight {
+  /** May the next batch's work run before this one's commit has settled? */
+  readonly overlappable: boolean;
+}
+
+export interface BatchRunner<F extends Flight = Flight> {
+  /**
+   * Runs the tasks' work. `prev`: the batch whose commit is in flight; this batch's writes
+   * must follow it, and are dropped if it fails.
+   */
+  work(tasks: LaneTask[], prev: F | undefined): Promise<F>;
+  /**
+   * Waits for the batch's commit and completes it: every task's outcome set, the changes
+   * published. `next`: the batch whose work ran on top of this one. Returns false when
+   * `next` was undone (this one failed) and its tasks must run again.
+   */
+  settle(flight: F, next: F | undefined): Promise<boolean>;
+}
 
 interface Pending extends LaneTask {
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
 
-export class BatchLane {
+interface Running<F> {
+  tasks: Pending[];
+  flight?: F;
+}
+
+export class BatchLane<F extends Flight = Flight> {
   private readonly queue: Pending[] = [];
   private active: Promise<void> | undefined;
   private pending = 0;
 
   constructor(
-    private readonly runBatch: BatchRunner,
+    private readonly runner: BatchRunner<F>,
     /** Most tasks in one batch (bounds one transaction's size and its callers' wait). */
     private readonly maxBatch = 64,
   ) {}
@@ -39,24 +67,58 @@ export class BatchLane {
     });
   }
 
+  private async work(tasks: Pending[], prev: F | undefined): Promise<Running<F>> {
+    try {
+      return { tasks, flight: await this.runner.work(tasks, prev) };
+    } catch (err) {
+      // The runner reports failures through outcomes; this is a bug, kept to this batch.
+      for (const t of tasks) t.outcome ??= { ok: false, error: err };
+      return { tasks };
+    }
+  }
+
   private async loop(): Promise<void> {
     // Let the submitter's synchronous siblings join the first batch.
     await Promise.resolve();
-    while (this.queue.length > 0) {
-      const tasks = this.queue.splice(0, this.maxBatch);
+    let prev: Running<F> | undefined;
+    for (;;) {
+      if (!prev?.flight) {
+        if (prev) this.finish(prev.tasks);
+        if (this.queue.length === 0) break;
+        prev = await this.work(this.queue.splice(0, this.maxBatch), undefined);
+        continue;
+      }
+      const flight = prev.flight;
+      // Only tasks already waiting start a batch over a commit in flight: one started by the
+      // first arrival would be small, and each batch costs a decision round and a commit.
+      let cur: Running<F> | undefined;
+      if (flight.overlappable && this.queue.length > 0)
+        cur = await this.work(this.queue.splice(0, this.maxBatch), flight);
+      let keep = true;
       try {
-        await this.runBatch(tasks);
+        keep = await this.runner.settle(flight, cur?.flight);
       } catch (err) {
-        for (const t of tasks) t.outcome ??= { ok: false, error: err };
+        for (const t of prev.tasks) t.outcome ??= { ok: false, error: err };
+        keep = false;
       }
-      for (const t of tasks) {
-        this.pending--;
-        const o = t.outcome ?? { ok: false, error: new Error('lane: task was not run') };
-        if (o.ok) t.resolve(o.value);
-        else t.reject(o.error);
+      this.finish(prev.tasks);
+      if (cur && !keep) {
+        for (const t of cur.tasks) t.outcome = undefined;
+        this.queue.unshift(...cur.tasks);
+        cur = undefined;
       }
+      prev = cur;
     }
     this.active = undefined;
+  }
+
+  private finish(tasks: Pending[]): void {
+    for (const t of tasks) {
+      this.pending--;
+      const o = t.outcome ?? { ok: false, error: new Error('lane: task was not run') };
+      if (o.ok) t.resolve(o.value);
+      else t.reject(o.error);
+    }
   }
 
   /** Tasks submitted and not finished. */

@@ -23,8 +23,6 @@ export class Work {
   /** Records touched, re-read into the mirror when the transaction fails. */
   readonly touchedUnits = new Set<string>();
   readonly touchedIncidents = new Set<string>();
-  /** Alert keys raised in this work (so one transaction never raises a key twice). */
-  readonly alertKeys = new Set<string>();
   wroteOutbox = false;
   records: MessageRecord[] = [];
   readonly undo: (() => void)[] = [];

@@ -29,7 +29,7 @@ export interface Metrics {
   /** Records one decision's wall time in milliseconds. */
   observeDecision(ms: number, policy?: string): void;
   /** Records one batch of the engine's lane (times in milliseconds). */
-  observeBatch(b: { tasks: number; workMs: number; commitMs: number; totalMs: number }): void;
+  observeBatch(b: { tasks: number; workMs: number; commitMs: number; totalMs: number; busyMs: number }): void;
   /** Where queue depths come from (e.g. queue.depth of each named queue). */
   setQueueDepthSource(fn: CountSource | undefined): void;
   /** Where incident counts by status come from; when unset the gauge keeps what was set. */
@@ -62,8 +62,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  // The engine's lane runs every state change one batch at a time: its busy share says how
-  // close the engine is to its capacity, and work vs commit where a batch's time goes.
+  // The engine's lane runs every state change in batches (the work of one overlapping the
+  // commit of the one before): its busy share says how close the engine is to its capacity,
+  // and work vs commit where a batch's time goes.
   const laneBatchTasks = new Histogram({
     name: `${p}lane_batch_tasks`,
     help: 'State changes (lane tasks) per batch, committed together',
@@ -85,7 +86,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   });
   const laneBusy = new Counter({
     name: `${p}lane_busy_seconds_total`,
-    help: 'Time the lane spent in batches (work, commit and publishing)',
+    help: 'Time the lane had a batch in progress (work, commit, publishing; overlaps counted once)',
     registers: [registry],
   });
   const queueDepth = new Gauge({
@@ -149,7 +150,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
       laneBatchTasks.observe(b.tasks);
       laneWork.observe(b.workMs / 1000);
       laneCommit.observe(b.commitMs / 1000);
-      laneBusy.inc(b.totalMs / 1000);
+      laneBusy.inc(b.busyMs / 1000);
     },
     observeDecision(ms, policy = 'default') {
       if (Number.isFinite(ms) && ms >= 0) decisionLatency.observe({ policy }, ms / 1000);

@@ -15,7 +15,11 @@ export class LazyTx implements SqlClient {
   private done?: Promise<unknown>;
   private decide?: (commit: boolean) => void;
 
-  constructor(private readonly root: SqlClient) {
+  constructor(
+    private readonly root: SqlClient,
+    /** Nothing is sent before this settles (TransactionOptions.after). */
+    private readonly after?: Promise<unknown>,
+  ) {
     this.dialect = root.dialect;
   }
 
@@ -24,7 +28,16 @@ export class LazyTx implements SqlClient {
   }
 
   private begin(): Promise<SqlClient> {
-    this.opening ??= new Promise<SqlClient>((resolve, reject) => {
+    this.opening ??= this.afterSettled().then(() => this.open());
+    return this.opening;
+  }
+
+  private async afterSettled(): Promise<void> {
+    if (this.after) await this.after.catch(() => {});
+  }
+
+  private open(): Promise<SqlClient> {
+    return new Promise<SqlClient>((resolve, reject) => {
       const decided = new Promise<boolean>((r) => {
         this.decide = r;
       });
@@ -34,7 +47,6 @@ export class LazyTx implements SqlClient {
       });
       this.done.catch(reject);
     });
-    return this.opening;
   }
 
   async query<T = Record<string, unknown>>(
@@ -50,6 +62,7 @@ export class LazyTx implements SqlClient {
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
     if (this.begun) return this.query<T>(text, params);
+    await this.afterSettled();
     return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
   }
 
@@ -66,7 +79,10 @@ export class LazyTx implements SqlClient {
   async aloneMany(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
     if (statements.length === 1 && !this.begun)
       return [await this.alone(statements[0].text, statements[0].params)];
-    if (this.atomicAlone) return this.root.writeAtomic!(statements);
+    if (this.atomicAlone) {
+      await this.afterSettled();
+      return this.root.writeAtomic!(statements);
+    }
     const out: QueryResult<Record<string, unknown>>[] = [];
     for (const st of statements) out.push(await this.query(st.text, st.params));
     return out;

@@ -300,11 +300,13 @@ export class SqlStore implements Store {
     if (!opts.defer) return this.client.transaction((tx) => fn(this.bind(tx)));
     // Deferred: the transaction begins at its first statement, and a batch that sends only
     // its final write goes out as that one statement (see lazy-tx.ts).
-    const lazy = new LazyTx(this.client);
+    const lazy = new LazyTx(this.client, opts.after);
     const s = this.bind(lazy, new Deferred(opts.writeBehind === true));
     let out: T;
     try {
       out = await fn(s);
+      // The audit head guessed at the flush is the one the transaction before wrote.
+      if (opts.after) await opts.after.catch(() => {});
       await s.flushDeferred(true);
     } catch (err) {
       await lazy.end(false).catch(() => {});

@@ -393,6 +393,12 @@ export interface TransactionOptions {
    * and hash filled in then; reads of those tables inside the transaction write them first.
    */
   defer?: boolean;
+  /**
+   * Nothing of this transaction reaches the database before `after` settles (the previous
+   * transaction's commit, still in flight). Writes held back meanwhile cost nothing; a read
+   * waits for it, and so sees what that commit wrote.
+   */
+  after?: Promise<unknown>;
 }
 
 // ---------------------------------------------------------------- the port

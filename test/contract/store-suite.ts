@@ -1153,6 +1153,46 @@ export function storeContract(
       expect((await store.verifyAudit()).ok).toBe(true);
     });
 
+    it('deferred transaction `after`: it sends nothing before the one in flight ends, and sees its write', async () => {
+      await store.upsertUnit(unitFixture('FE-03'));
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      // The first transaction writes, then waits before committing (a commit in flight).
+      const first = store.transaction(
+        async (tx) => {
+          await tx.upsertUnit(unitFixture('FE-03', { status: 'off_duty' }));
+          await tx.pushMessage('consoles', 'first', {});
+          await held;
+        },
+        { defer: true },
+      );
+      const firstEnded = first.then(
+        () => {},
+        () => {},
+      );
+      let read = false;
+      const second = store.transaction(
+        async (tx) => {
+          const u = await tx.getUnit('FE-03');
+          read = true;
+          await tx.pushMessage('consoles', 'second', {});
+          return u?.status;
+        },
+        { defer: true, after: firstEnded },
+      );
+      await new Promise((r) => setTimeout(r, 30));
+      expect(read).toBe(false);
+      release();
+      expect(await second).toBe('off_duty');
+      const msgs = await store.messagesSince('consoles', 0);
+      expect(msgs.map((m) => [m.event, m.seq])).toEqual([
+        ['first', 1],
+        ['second', 2],
+      ]);
+    });
+
     if (features.sql) {
       it('write-behind: a stale copy fails the whole transaction and writes nothing', async () => {
         const u0 = await store.upsertUnit(unitFixture('FE-02'));
