@@ -1367,6 +1367,15 @@ export class Engine implements EngineApi {
   /** `incident.created` (from the outbox): make sure it is mirrored, arm its target timer, decide. */
   async onIncidentCreated(incidentId: string): Promise<void> {
     if (!this.running) throw new Error('engine is not running');
+    // The usual case: the incident is mirrored (this engine stored it; the commit that wrote
+    // this job's outbox row armed its timer). Nothing to write, so no place in the lane.
+    const known = this.mirror.incidents.get(incidentId);
+    if (known) {
+      if (this.needsTargetTimer(known))
+        this.track(this.armTarget(known).catch((e) => this.log(`arming target ${known.id} failed`, e)));
+      this.requestDecision('incident created');
+      return;
+    }
     await this.lane.run(async () => {
       let inc = this.mirror.incidents.get(incidentId);
       if (!inc) {
