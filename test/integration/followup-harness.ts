@@ -111,6 +111,8 @@ export async function stack(opts: {
   const settle = async () => {
     for (let i = 0; i < 3; i++) {
       await until(() => !engine.busy, 'the engine to be quiet');
+      // The relay spaces its passes (minGapMs): rows may wait for the next one.
+      await until(async () => (await opts.store.outboxBacklog()) === 0, 'the outbox relayed');
       await queue.whenIdle();
       await sleep(5);
     }

@@ -757,6 +757,34 @@ describe('recovery, workers, callbacks', () => {
     expect(h.db.outbox.get(row.id)?.lastError).toMatch(/mystery/);
   });
 
+  it('the outbox relay drains a backlog at once, then spaces the passes kicks ask for', async () => {
+    const h = await harness();
+    await h.workers.stop();
+    let claims = 0;
+    const store: typeof h.store = Object.create(h.store);
+    store.claimOutbox = (limit, opts) => {
+      claims++;
+      return h.store.claimOutbox(limit, opts);
+    };
+    for (let i = 0; i < 12; i++)
+      await h.store.enqueueOutbox({ topic: 'incident.created', payload: { incidentId: `x${i}` } });
+    const relay = new OutboxRelay(store, h.queue, { pollMs: 60_000, minGapMs: 60_000, batch: 5 });
+    relay.start();
+    try {
+      // Full claims (5, 5) go on without the gap; the third (2) ends the drain.
+      await until(async () => (await h.store.outboxBacklog()) === 0, 'the backlog relayed', 5000);
+      await until(() => claims === 3, 'three claims', 5000);
+      // Kicks within the gap after that pass run nothing yet.
+      await h.store.enqueueOutbox({ topic: 'incident.created', payload: { incidentId: 'late' } });
+      for (let i = 0; i < 5; i++) relay.kick();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(claims).toBe(3);
+      expect(await h.store.outboxBacklog()).toBe(1);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it('refuses to start workers when an emitted job has no handler', () => {
     expect(() => checkHandlers({ intake: { 'incident.created': async () => {} } })).toThrow(
       /no handler for .*decisions\/decide.*timers\/ack\.deadline/,
