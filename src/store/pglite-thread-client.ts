@@ -59,12 +59,13 @@ class Channel {
     sql = '',
     params?: readonly unknown[],
     prepare = false,
+    urgent = false,
   ): Promise<Reply> {
-    return this.post({ op, sql, params, prepare });
+    return this.post({ op, sql, params, prepare, urgent });
   }
 
-  sendAtomic(statements: readonly Statement[]): Promise<Reply> {
-    return this.post({ op: 'atomic', statements });
+  sendAtomic(statements: readonly Statement[], urgent = false): Promise<Reply> {
+    return this.post({ op: 'atomic', statements, urgent });
   }
 
   private post(msg: Record<string, unknown>): Promise<Reply> {
@@ -219,18 +220,20 @@ export class PgliteThreadClient implements SqlClient {
 
   /**
    * A write on its own (the engine's commit): kept prepared by the worker, since the same few
-   * statement texts come back batch after batch.
+   * statement texts come back batch after batch, and run before the ordinary statements
+   * waiting there (the worker's pump()).
    */
   queryWrite<T = Record<string, unknown>>(
     text: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
-    return this.single(async () => result<T>(await this.ch.send('query', text, params, true)));
+    return this.single(async () => result<T>(await this.ch.send('query', text, params, true, true)));
   }
 
+  /** Statements that commit together, as one message (urgent, like queryWrite). */
   writeAtomic(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
     return this.single(async () => {
-      const r = await this.ch.sendAtomic(statements);
+      const r = await this.ch.sendAtomic(statements, true);
       return (r.results ?? []).map((x) => result<Record<string, unknown>>(x));
     });
   }

@@ -2,10 +2,10 @@
 // beside the engine's event loop instead of on it (PGlite is Postgres in WASM: every
 // statement is synchronous compute). Plain JavaScript: worker threads do not inherit the
 // TypeScript loader. Protocol (structured clone): { id, op: 'query' | 'exec' | 'close', sql,
-// params, prepare? } → { id, rows, affectedRows }; { id, op: 'atomic', statements: [{ text,
-// params, prepare? }] } → { id, results: [{ rows, affectedRows }] }; or { id, error: { message,
-// code } }. `prepare`: a statement whose text comes back often (the engine's commit) is kept
-// prepared, see run().
+// params, prepare?, urgent? } → { id, rows, affectedRows }; { id, op: 'atomic', statements:
+// [{ text, params, prepare? }], urgent? } → { id, results: [{ rows, affectedRows }] }; or { id,
+// error: { message, code } }. `prepare`: a statement whose text comes back often (the engine's
+// commit) is kept prepared, see run(). `urgent`: see pump().
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -45,7 +45,36 @@ async function run(q, sql, params, prepare) {
   return q.query(`EXECUTE ${name}(${params.map(literal).join(', ')})`);
 }
 
-parentPort.on('message', async (msg) => {
+/**
+ * Messages run one at a time, in the order sent, except that `urgent` ones (the engine's
+ * commits) go before the ordinary ones still waiting: a commit used to queue behind the
+ * background readers' statements (review scanner, outbox relay), each of them milliseconds.
+ * Urgent ones keep their own order. None can enter a transaction of several messages: the
+ * client sends nothing else while one is open, so an urgent message waiting here was sent
+ * before its BEGIN, and going first it goes before that BEGIN too. A read that an urgent
+ * write overtakes sees that write, as if it had been sent a moment later.
+ */
+const urgent = [];
+const ordinary = [];
+let pumping = false;
+
+parentPort.on('message', (msg) => {
+  (msg.urgent ? urgent : ordinary).push(msg);
+  if (!pumping) void pump();
+});
+
+async function pump() {
+  pumping = true;
+  while (urgent.length > 0 || ordinary.length > 0) {
+    await handle(urgent.length > 0 ? urgent.shift() : ordinary.shift());
+    // A statement runs synchronously in WASM: the messages that came meanwhile are taken in
+    // (and sorted) only when this loop lets the event loop run.
+    await new Promise((r) => setImmediate(r));
+  }
+  pumping = false;
+}
+
+async function handle(msg) {
   try {
     if (msg.op === 'query') {
       const res = await run(db, msg.sql, msg.params, msg.prepare);
@@ -80,5 +109,5 @@ parentPort.on('message', async (msg) => {
       },
     });
   }
-});
+}
 parentPort.postMessage({ ready: true });

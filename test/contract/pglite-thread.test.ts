@@ -60,6 +60,41 @@ describe('PGlite worker-thread client', () => {
     expect(rows.rows.map((r) => r.id)).toEqual([1, 2]);
   });
 
+  it('a write (queryWrite, writeAtomic) goes before the ordinary statements still waiting', async () => {
+    await db.query('DELETE FROM t');
+    // Five slow reads sent together: the first runs, the others wait in the worker.
+    const reads = Array.from({ length: 5 }, () =>
+      db.query<{ n: string }>('SELECT count(*) AS n FROM t, pg_sleep(0.03)'),
+    );
+    const write = db.queryWrite!("INSERT INTO t (id, v) VALUES (1, 'urgent')");
+    const atomic = db.writeAtomic!([{ text: "INSERT INTO t (id, v) VALUES (2, 'urgent too')" }]);
+    const seen = (await Promise.all(reads)).map((r) => Number(r.rows[0].n));
+    await Promise.all([write, atomic]);
+    // The read running when they arrived saw neither; those waiting saw both.
+    expect(seen).toEqual([0, 2, 2, 2, 2]);
+  });
+
+  it('a write sent while a transaction is open still waits for its end', async () => {
+    await db.query('DELETE FROM t');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const tx = db.transaction(async (c) => {
+      await c.query("INSERT INTO t (id, v) VALUES (1, 'in tx')");
+      await gate;
+      await c.query('SELECT pg_sleep(0.02)');
+      await c.query("UPDATE t SET v = 'committed' WHERE id = 1");
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const write = db.queryWrite!<{ v: string }>(
+      'INSERT INTO t (id, v) SELECT 2, v FROM t WHERE id = 1 RETURNING v',
+    );
+    release();
+    await tx;
+    expect((await write).rows).toEqual([{ v: 'committed' }]);
+  });
+
   it('a transaction that fails rolls back, and statements after it still run', async () => {
     await db.query('DELETE FROM t');
     const failed = db
