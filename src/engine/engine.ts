@@ -140,7 +140,9 @@ class BatchPoisoned extends Error {}
 
 /** A batch whose work has run (lane.ts); its commit may still be in flight. */
 interface BatchFlight extends Flight {
+  /** Settles once the commit has answered and, if it held, the batch was published. */
   settled: Promise<unknown>;
+  committed?: Promise<boolean>;
   tasks: LaneTask[];
   batch: Batch;
   timing: BatchTiming;
@@ -487,10 +489,15 @@ export class Engine implements EngineApi {
           return false;
         },
       );
-      flight.settled = flight.ok.then(() => {
+      // Published the moment the commit answers, not when the lane settles the batch: that
+      // waits for the work of the next batch, running meanwhile (tens of ms under load).
+      flight.settled = flight.ok.then((ok) => {
         timing.commitMs = performance.now() - t1;
+        if (ok) for (const w of batch.works) this.afterCommitOf(w);
       });
     }
+    // Callers hear their outcomes once published (lane.ts); a failed batch's runs again.
+    flight.committed = flight.settled.then(() => flight.ok);
     return flight;
   }
 
@@ -500,7 +507,8 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * Waits for a batch's commit, then publishes its changes. A failed batch is undone (with
+   * Waits for a batch's commit (its changes were published when it answered: workBatch).
+   * A failed batch is undone (with
    * `next`, the batch that ran on top of it, first); the mirror re-reads what they touched,
    * and the tasks run again with a savepoint per change, so that only a failing change fails
    * — as if each had its own transaction. False when `next` was undone and must run again.
@@ -509,10 +517,7 @@ export class Engine implements EngineApi {
     const ok = await f.ok;
     await f.settled;
     try {
-      if (ok) {
-        for (const w of f.batch.works) this.afterCommitOf(w);
-        return true;
-      }
+      if (ok) return true;
       if (next) {
         this.undoneOver++;
         await next.settled;

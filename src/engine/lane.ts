@@ -22,6 +22,11 @@ export interface LaneTask {
 export interface Flight {
   /** May the next batch's work run before this one's commit has settled? */
   readonly overlappable: boolean;
+  /**
+   * Resolves true once the batch committed: its tasks' outcomes are final, and their callers
+   * hear them at once, while the next batch's work may still run.
+   */
+  readonly committed?: Promise<boolean>;
 }
 
 export interface BatchRunner<F extends Flight = Flight> {
@@ -46,6 +51,7 @@ interface Pending extends LaneTask {
 interface Running<F> {
   tasks: Pending[];
   flight?: F;
+  finished?: boolean;
 }
 
 export class BatchLane<F extends Flight = Flight> {
@@ -69,7 +75,11 @@ export class BatchLane<F extends Flight = Flight> {
 
   private async work(tasks: Pending[], prev: F | undefined): Promise<Running<F>> {
     try {
-      return { tasks, flight: await this.runner.work(tasks, prev) };
+      const r: Running<F> = { tasks, flight: await this.runner.work(tasks, prev) };
+      r.flight!.committed?.then((ok) => {
+        if (ok) this.finish(r);
+      });
+      return r;
     } catch (err) {
       // The runner reports failures through outcomes; this is a bug, kept to this batch.
       for (const t of tasks) t.outcome ??= { ok: false, error: err };
@@ -83,7 +93,7 @@ export class BatchLane<F extends Flight = Flight> {
     let prev: Running<F> | undefined;
     for (;;) {
       if (!prev?.flight) {
-        if (prev) this.finish(prev.tasks);
+        if (prev) this.finish(prev);
         if (this.queue.length === 0) break;
         prev = await this.work(this.queue.splice(0, this.maxBatch), undefined);
         continue;
@@ -101,7 +111,7 @@ export class BatchLane<F extends Flight = Flight> {
         for (const t of prev.tasks) t.outcome ??= { ok: false, error: err };
         keep = false;
       }
-      this.finish(prev.tasks);
+      this.finish(prev);
       if (cur && !keep) {
         for (const t of cur.tasks) t.outcome = undefined;
         this.queue.unshift(...cur.tasks);
@@ -112,8 +122,11 @@ export class BatchLane<F extends Flight = Flight> {
     this.active = undefined;
   }
 
-  private finish(tasks: Pending[]): void {
-    for (const t of tasks) {
+  /** Tells the batch's callers their outcomes (once). */
+  private finish(r: Running<F>): void {
+    if (r.finished) return;
+    r.finished = true;
+    for (const t of r.tasks) {
       this.pending--;
       const o = t.outcome ?? { ok: false, error: new Error('lane: task was not run') };
       if (o.ok) t.resolve(o.value);

@@ -131,6 +131,36 @@ describe('BatchLane', () => {
     expect(log).toEqual(['work 2', 'settle 2', 'work 1', 'settle 1']);
   });
 
+  it('callers of a batch that committed hear at once, while the next batch still works', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const log: string[] = [];
+    const lane = new BatchLane<Flight>(
+      {
+        async work(tasks, prev) {
+          // Batch 1 commits at once; batch 2's work goes on until released.
+          if (prev) await held;
+          for (const t of tasks) t.outcome = { ok: true, value: await t.fn() };
+          return { overlappable: true, committed: Promise.resolve(true) };
+        },
+        async settle() {
+          log.push('settle');
+          return true;
+        },
+      },
+      1,
+    );
+    const first = lane.run(async () => 'first').then((v) => log.push(v));
+    const second = lane.run(async () => 'second').then((v) => log.push(v));
+    await first;
+    expect(log).toEqual(['first']);
+    release();
+    await second;
+    expect(log).toEqual(['first', 'settle', 'second', 'settle']);
+  });
+
   it('drain() waits for every task submitted', async () => {
     const s = scripted(64);
     for (let i = 1; i <= 5; i++) void s.run(i);
