@@ -17,6 +17,14 @@ export interface EngineConfig {
    * decisions queue, after the debounce (tests that step decisions themselves).
    */
   decideInline: boolean;
+  /**
+   * The work of the next batch runs while a batch commits (src/engine/lane.ts). Default true.
+   * It pays where the commit takes the longer part and runs off the event loop: embedded
+   * PGlite in its worker thread. With the local PostgreSQL at 300 reports/s, where the event
+   * loop is what runs out, it made batches bigger and offers slower, so `dispatch serve`
+   * turns it off when DATABASE_URL is set (DISPATCH_ENGINE_CONFIG may turn it back on).
+   */
+  overlapCommits: boolean;
   /** Wall-clock budget of one optimiser call; past it the anytime solver returns its best (default 50 ms). */
   decideBudgetMs: number;
   /** A report of the same type within this distance of an open incident … (default 100 m) */
@@ -53,6 +61,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   onSceneFarM: 300,
   decideDebounceMs: 2,
   decideInline: true,
+  overlapCommits: true,
   decideBudgetMs: 50,
   duplicateRadiusM: 100,
   duplicateWindowS: 300,

@@ -477,7 +477,7 @@ export class Engine implements EngineApi {
       timing,
       t0,
       failure,
-      overlappable: go && !safe,
+      overlappable: go && !safe && this.config.overlapCommits,
       ok: Promise.resolve(go),
       settled: Promise.resolve(),
     };

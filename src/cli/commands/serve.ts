@@ -228,7 +228,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     onDecision: (ms, p) => metrics.observeDecision(ms, p),
     onBatch: (b) => metrics.observeBatch(b),
     log: (msg, err) => log.error({ err }, msg),
-    ...(engineConfig ? { config: engineConfig } : {}),
+    // Overlapping commits pays with PGlite in its thread, not with PostgreSQL (EngineConfig).
+    config: { overlapCommits: embedded, ...engineConfig },
   });
   const webhookSecret = resolveWebhookSecret({ dataDir, env });
   const followUp = new FollowUp({
