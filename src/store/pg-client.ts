@@ -99,7 +99,9 @@ export class PgClient implements SqlClient {
     let broken = false;
     try {
       // All queued at once: the driver sends each as the one before is answered, without a
-      // turn of the event loop between (a busy loop made every round trip wait).
+      // turn of the event loop between (a busy loop made every round trip wait). pg 8 warns
+      // once per process that this queueing is deprecated (gone in pg 9): on that upgrade,
+      // send them one after the other, or as a pipeline if the driver has one by then.
       const begin = run<Record<string, unknown>>(conn, 'BEGIN');
       const runs = statements.map((s) => run<Record<string, unknown>>(conn, s.text, s.params));
       const settled = await Promise.allSettled([begin, ...runs]);
