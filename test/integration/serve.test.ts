@@ -208,6 +208,15 @@ async function offerReachesUnit(url: string, secret: string, unitId: string) {
   return { incidentId: post.body.id, assignmentId: got.assignment.id };
 }
 
+/** Waits (up to 30 s) until the server has printed `re`. */
+async function printed(s: Server, re: RegExp): Promise<void> {
+  const end = Date.now() + 30_000;
+  while (!re.test(s.out())) {
+    if (Date.now() > end) throw new Error(`serve never printed ${re}:\n${s.out()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 // Each start pays tsx's transform and (embedded) PGlite's start-up: generous timeouts, since
 // the machines running the suite are often busy.
 const SLOW = { timeout: 400_000 };
@@ -221,7 +230,9 @@ describe('dispatch serve (child process)', () => {
       const env = childEnv();
       const s1 = await start(['--data-dir', dataDir], env);
       await waitHealthy(s1.url);
-      // First start: a secret is made and the console and unit links are printed.
+      // First start: a secret is made and the console and unit links are printed (after the
+      // server listens: signing their tokens may finish after the first health answer).
+      await printed(s1, /tokens expire in 12 h/);
       expect(s1.out()).toMatch(/new JWT secret written to/);
       expect(s1.out()).toMatch(/console: +http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+\.[\w-]+\.[\w-]+/);
       expect(s1.out()).toMatch(/unit app: +http:\/\/127\.0\.0\.1:\d+\/unit\?token=/);
@@ -243,6 +254,7 @@ describe('dispatch serve (child process)', () => {
 
       const s2 = await start(['--data-dir', dataDir], env);
       await waitHealthy(s2.url);
+      await printed(s2, /tokens: +npx dispatch token/);
       expect(s2.out()).not.toMatch(/new JWT secret/);
       const got = await call<IncidentView>(
         s2.url,
