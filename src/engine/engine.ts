@@ -1372,28 +1372,20 @@ export class Engine implements EngineApi {
   /** `incident.created` (from the outbox): make sure it is mirrored, arm its target timer, decide. */
   async onIncidentCreated(incidentId: string): Promise<void> {
     if (!this.running) throw new Error('engine is not running');
-    // The usual case: the incident is mirrored (this engine stored it; the commit that wrote
-    // this job's outbox row armed its timer). Nothing to write, so no place in the lane.
-    const known = this.mirror.incidents.get(incidentId);
-    if (known) {
-      if (this.needsTargetTimer(known))
-        this.track(this.armTarget(known).catch((e) => this.log(`arming target ${known.id} failed`, e)));
-      this.requestDecision('incident created');
-      return;
+    // The usual case: the incident is mirrored (this engine stored it), and there is nothing
+    // to write: no place in the lane. Otherwise (stored by a predecessor) the lane reads it.
+    let inc = this.mirror.incidents.get(incidentId);
+    if (!inc) {
+      inc = await this.lane.run(async () => {
+        if (!this.mirror.incidents.has(incidentId)) await this.mirror.reloadIncident(this.db, incidentId);
+        return this.mirror.incidents.get(incidentId);
+      });
     }
-    await this.lane.run(async () => {
-      let inc = this.mirror.incidents.get(incidentId);
-      if (!inc) {
-        await this.mirror.reloadIncident(this.db, incidentId);
-        inc = this.mirror.incidents.get(incidentId);
-      }
-      if (!inc) return;
-      // In the background, like every queue operation: an unreachable Redis must not hold the
-      // lane (and every request behind it); a timer that fails to arm is re-armed by the sweep.
-      const rec = inc;
-      if (this.needsTargetTimer(rec))
-        this.track(this.armTarget(rec).catch((e) => this.log(`arming target ${rec.id} failed`, e)));
-    });
+    // In the background, like every queue operation: an unreachable Redis must not hold the
+    // lane (and every request behind it); a timer that fails to arm is re-armed by the sweep.
+    const rec = inc;
+    if (rec && this.needsTargetTimer(rec))
+      this.track(this.armTarget(rec).catch((e) => this.log(`arming target ${rec.id} failed`, e)));
     this.requestDecision('incident created');
   }
 

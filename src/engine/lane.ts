@@ -8,9 +8,10 @@
 // (BEGIN, COMMIT, the side rows' inserts, the fsync) is paid once for all of them.
 //
 // Pipelining: while batch n's commit is in flight (in the database, off this thread), the
-// work of batch n+1 (the tasks that waited for n) runs on top of n's changes. n+1's writes go to the store only after n's
-// commit succeeded, and its callers hear only after that. Should n fail, n+1 is undone first
-// and runs again after n has been dealt with. At most two batches are alive at once.
+// work of batch n+1 (the tasks that waited for n) runs on top of n's changes. n+1's writes go
+// to the store only after n's commit succeeded. Should n fail, n+1 is undone first and runs
+// again after n has been dealt with. At most two batches are alive at once. A batch's callers
+// hear their outcomes as soon as its commit holds (Flight.committed).
 
 export interface LaneTask {
   readonly fn: () => Promise<unknown>;
@@ -113,6 +114,7 @@ export class BatchLane<F extends Flight = Flight> {
       }
       this.finish(prev);
       if (cur && !keep) {
+        cur.finished = true; // its tasks are finished by the batch they run in next
         for (const t of cur.tasks) t.outcome = undefined;
         this.queue.unshift(...cur.tasks);
         cur = undefined;
