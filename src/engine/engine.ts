@@ -140,9 +140,11 @@ class BatchPoisoned extends Error {}
 
 /** A batch whose work has run (lane.ts); its commit may still be in flight. */
 interface BatchFlight extends Flight {
-  /** Settles once the commit has answered and, if it held, the batch was published. */
-  settled: Promise<unknown>;
-  committed?: Promise<boolean>;
+  /**
+   * Whether the batch committed (its work ran through and its commit held); settles once the
+   * commit answered and, if it held, the batch was published.
+   */
+  committed: Promise<boolean>;
   tasks: LaneTask[];
   batch: Batch;
   timing: BatchTiming;
@@ -150,8 +152,6 @@ interface BatchFlight extends Flight {
   t0: number;
   /** Why it fails: its work, or its commit (set when that settles). */
   failure: unknown;
-  /** Settles with whether the batch committed (its work ran through and its commit held). */
-  ok: Promise<boolean>;
 }
 
 /** One group commit: the tasks run in `tx`; `works` are the changes to publish after it. */
@@ -427,7 +427,7 @@ export class Engine implements EngineApi {
             resolve(tx);
             if (!(await decided)) throw new BatchPoisoned();
           },
-          { ...(safe ? DEFERRED : WRITE_BEHIND), ...(prev ? { after: prev.settled } : {}) },
+          { ...(safe ? DEFERRED : WRITE_BEHIND), ...(prev ? { after: prev.committed } : {}) },
         );
         committed.catch(reject);
       });
@@ -468,7 +468,7 @@ export class Engine implements EngineApi {
     }
     const go = failure === undefined;
     // Commit only once the batch in flight has: should it fail, this one rolls back too.
-    settle(prev ? prev.ok.then((ok) => ok && go) : go);
+    settle(prev ? prev.committed.then((ok) => ok && go) : go);
     const t1 = performance.now();
     const timing: BatchTiming = { tasks: tasks.length, workMs: t1 - t0, commitMs: 0, totalMs: 0, busyMs: 0 };
     const flight: BatchFlight = {
@@ -478,26 +478,25 @@ export class Engine implements EngineApi {
       t0,
       failure,
       overlappable: go && !safe && this.config.overlapCommits,
-      ok: Promise.resolve(go),
-      settled: Promise.resolve(),
+      committed: Promise.resolve(go),
     };
     if (committed) {
-      flight.ok = committed.then(
-        () => go,
+      // Published the moment the commit answers, not when the lane settles the batch: that
+      // waits for the work of the next batch, running meanwhile (tens of ms under load). Its
+      // callers hear their outcomes then too (lane.ts).
+      flight.committed = committed.then(
+        () => {
+          timing.commitMs = performance.now() - t1;
+          if (go) for (const w of batch.works) this.afterCommitOf(w);
+          return go;
+        },
         (err) => {
+          timing.commitMs = performance.now() - t1;
           flight.failure ??= err;
           return false;
         },
       );
-      // Published the moment the commit answers, not when the lane settles the batch: that
-      // waits for the work of the next batch, running meanwhile (tens of ms under load).
-      flight.settled = flight.ok.then((ok) => {
-        timing.commitMs = performance.now() - t1;
-        if (ok) for (const w of batch.works) this.afterCommitOf(w);
-      });
     }
-    // Callers hear their outcomes once published (lane.ts); a failed batch's runs again.
-    flight.committed = flight.settled.then(() => flight.ok);
     return flight;
   }
 
@@ -514,13 +513,12 @@ export class Engine implements EngineApi {
    * — as if each had its own transaction. False when `next` was undone and must run again.
    */
   private async settleBatch(f: BatchFlight, next: BatchFlight | undefined): Promise<boolean> {
-    const ok = await f.ok;
-    await f.settled;
+    const ok = await f.committed;
     try {
       if (ok) return true;
       if (next) {
         this.undoneOver++;
-        await next.settled;
+        await next.committed;
         for (const w of [...next.batch.works, ...next.batch.failed].reverse()) this.undoWork(w);
       }
       for (const w of [...f.batch.works, ...f.batch.failed].reverse()) this.undoWork(w);

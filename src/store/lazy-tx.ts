@@ -28,11 +28,12 @@ export class LazyTx implements SqlClient {
   }
 
   private begin(): Promise<SqlClient> {
-    this.opening ??= this.afterSettled().then(() => this.open());
+    this.opening ??= this.ready().then(() => this.open());
     return this.opening;
   }
 
-  private async afterSettled(): Promise<void> {
+  /** Resolves once `after` settled: from then on statements go out. */
+  async ready(): Promise<void> {
     if (this.after) await this.after.catch(() => {});
   }
 
@@ -62,7 +63,7 @@ export class LazyTx implements SqlClient {
     params?: readonly unknown[],
   ): Promise<QueryResult<T>> {
     if (this.begun) return this.query<T>(text, params);
-    await this.afterSettled();
+    await this.ready();
     return this.root.queryWrite ? this.root.queryWrite<T>(text, params) : this.root.query<T>(text, params);
   }
 
@@ -80,7 +81,7 @@ export class LazyTx implements SqlClient {
     if (statements.length === 1 && !this.begun)
       return [await this.alone(statements[0].text, statements[0].params)];
     if (this.atomicAlone) {
-      await this.afterSettled();
+      await this.ready();
       return this.root.writeAtomic!(statements);
     }
     const out: QueryResult<Record<string, unknown>>[] = [];

@@ -305,8 +305,8 @@ export class SqlStore implements Store {
     let out: T;
     try {
       out = await fn(s);
-      // The audit head guessed at the flush is the one the transaction before wrote.
-      if (opts.after) await opts.after.catch(() => {});
+      // The audit head guessed at the flush is then the one the transaction before wrote.
+      await lazy.ready();
       await s.flushDeferred(true);
     } catch (err) {
       await lazy.end(false).catch(() => {});

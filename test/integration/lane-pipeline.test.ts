@@ -19,15 +19,17 @@ import { SqlStore } from '../../src/store/sql-store.ts';
 
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ADMIN: Actor = { role: 'admin', id: 'root' };
+const DISPATCHER: Actor = { role: 'dispatcher', id: 'd.wang' };
 const unit = (id: string): Actor => ({ role: 'unit', id: `u-${id}`, unitId: id });
 const BASE: LonLat = [113.45, 23.1];
 const UNITS = Array.from({ length: 70 }, (_, i) => `L-${String(i + 1).padStart(2, '0')}`);
 const FIRST = UNITS.slice(0, 64);
 /**
- * Batch 2: units batch 1 does not touch. (A change depending on batch 1 would fail its own
- * version guard should it reach the database after batch 1 failed; these would not.)
+ * Batch 2: six reports, each making an incident. They depend on nothing batch 1 writes, and
+ * running one twice makes two incidents: were batch 2 committed although batch 1 failed (and
+ * then run again), it would show.
  */
-const OTHERS = UNITS.slice(64);
+const REPORTS = Array.from({ length: 6 }, (_, i): LonLat => [BASE[0] + 0.02 * (i + 1), BASE[1] + 0.02]);
 
 const databases: string[] = [];
 afterAll(async () => {
@@ -87,14 +89,18 @@ async function run(open: () => Promise<SqlClient>, overlapCommits: boolean) {
     // Another writer moves L-05 behind the engine: its next write-behind guard fails.
     await store.client.query(`UPDATE units SET version = version + 1 WHERE id = 'L-05'`);
     const eventsBefore = (await store.listEvents({ limit: 100_000 })).length;
+    const incidentsBefore = (await store.listIncidents({ limit: 1000 })).length;
     const seqBefore = await store.lastMessageSeq('consoles');
     pub.clear();
 
-    // 70 changes at once: the first 64 are batch 1 (L-05's change among them); the last six
-    // wait for it and run as batch 2 over its commit.
-    const results = await Promise.allSettled(
-      [...FIRST, ...OTHERS].map((id) => engine.reportStatus(id, 'off_duty', unit(id))),
-    );
+    // 70 changes at once: the first 64 are batch 1 (L-05's change among them); the six
+    // reports wait for it and run as batch 2 over its commit.
+    const results = await Promise.allSettled([
+      ...FIRST.map((id) => engine.reportStatus(id, 'off_duty', unit(id))),
+      ...REPORTS.map((location) =>
+        engine.reportIncident({ type: 'burglary-report', location }, undefined, DISPATCHER),
+      ),
+    ]);
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
 
     expect(engine.slowBatches).toBeGreaterThanOrEqual(1);
@@ -102,18 +108,24 @@ async function run(open: () => Promise<SqlClient>, overlapCommits: boolean) {
     else expect(engine.overlapped).toBe(0);
 
     // The store, the mirror and the pushes agree, each change once.
+    expect((await store.listIncidents({ limit: 1000 })).length - incidentsBefore).toBe(6);
     for (const id of UNITS) {
       const stored = (await store.getUnit(id))!;
-      expect(stored.status, id).toBe('off_duty');
-      expect(engine.mirror.units.get(id)?.status, id).toBe('off_duty');
+      if (FIRST.includes(id)) expect(stored.status, id).toBe('off_duty');
+      expect(engine.mirror.units.get(id)?.status, id).toBe(stored.status);
       expect(engine.mirror.units.get(id)?.version, id).toBe(stored.version);
     }
     const events = (await store.listEvents({ limit: 100_000 })).slice(eventsBefore);
-    expect(events.filter((e) => e.kind === 'unit_status')).toHaveLength(70);
+    expect(events.filter((e) => e.kind === 'unit_status')).toHaveLength(64);
+    expect(events.filter((e) => e.kind === 'reported')).toHaveLength(6);
+    // Each report made its incident (run twice, a report would be merged into its first run's).
+    expect(events.filter((e) => e.kind === 'duplicate_report')).toEqual([]);
+    for (const r of results.slice(FIRST.length))
+      expect(r.status === 'fulfilled' && (r.value as { created: boolean }).created).toBe(true);
     const consoles = pub.for('consoles').map((m) => m.envelope.seq);
     expect(consoles).toEqual(Array.from({ length: consoles.length }, (_, i) => seqBefore + i + 1));
     expect(await store.lastMessageSeq('consoles')).toBe(seqBefore + consoles.length);
-    for (const id of UNITS) expect(pub.for(`unit:${id}`), id).toHaveLength(1);
+    for (const id of FIRST) expect(pub.for(`unit:${id}`), id).toHaveLength(1);
     expect((await store.verifyAudit()).ok).toBe(true);
   } finally {
     await engine.stop();
