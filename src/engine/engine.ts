@@ -27,7 +27,7 @@ import type { AreaIndex } from '../core/areas.ts';
 import type { CatalogIndex } from '../core/catalog.ts';
 import { fmtS } from '../core/decision.ts';
 import { routeDuty } from '../core/duties.ts';
-import { haversineM } from '../core/geo.ts';
+import { haversineM, isLonLat } from '../core/geo.ts';
 import { optimalPolicy } from '../core/policies.ts';
 import type { DispatchPolicy } from '../core/policy.ts';
 import type { TravelTimes } from '../core/ports.ts';
@@ -800,6 +800,17 @@ export class Engine implements EngineApi {
       },
     );
     this.mirror.putAssignment(rec);
+    const trip = this.mirror.tripStarts.get(a);
+    if (trip) {
+      // As the log has it: the en-route report's position, else where the offer found it.
+      const p = opts.eventData?.position;
+      this.mirror.tripStarts.set(
+        rec,
+        rec.status === 'en_route' && a.status !== 'en_route'
+          ? { t: w.at, via: 'en_route', position: isLonLat(p) ? [p[0], p[1]] : trip.position }
+          : trip,
+      );
+    }
     w.push([CONSOLES, unitRoom(rec.unitId)], 'assignment:updated', () => assignmentView(rec));
     if (rec.status !== 'offered') {
       w.after(() => this.disarm(ackJobId(rec.id)));
@@ -1299,6 +1310,7 @@ export class Engine implements EngineApi {
       { actor: w.actor, at: w.at, event: { data: { ...(from ? { from } : {}), ...eventData } } },
     );
     this.mirror.putAssignment(rec);
+    if (from) this.mirror.tripStarts.set(rec, { t: w.at, via: 'offer', position: [from[0], from[1]] });
     this.exclusions.clear(inc.id, unitId);
     await this.setUnit(w, unitId, this.unitPatchFor(rec));
     w.push([CONSOLES], 'assignment:created', () => assignmentView(rec));
@@ -2075,11 +2087,20 @@ export class Engine implements EngineApi {
           const pos = unit.position;
           const distanceM = pos && inc ? Math.round(haversineM(pos, inc.location)) : undefined;
           const far = distanceM !== undefined && distanceM > this.config.onSceneFarM;
+          // The trip's facts go on the event, so that its review reads nothing back.
+          const trip = this.mirror.tripStarts.get(cur);
           await this.write(actorId, async (w) => {
             const rec = await this.moveAssignment(w, cur, 'on_scene', {
               eventData: {
                 ...(distanceM !== undefined ? { distanceM } : { position: 'unknown' }),
                 ...(far ? { flagged: true, review: 'on_scene_far' } : {}),
+                ...(inc && trip
+                  ? {
+                      incidentLocation: [inc.location[0], inc.location[1]],
+                      trip: { t: trip.t, via: trip.via, position: [trip.position[0], trip.position[1]] },
+                      speedKmh: unit.speedKmh,
+                    }
+                  : {}),
               },
             });
             await this.setUnit(w, unitId, {

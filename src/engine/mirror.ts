@@ -4,6 +4,7 @@
 // DispatchState is built from — no store round trip on the decision path.
 
 import type { DispatchState, Incident, Unit, UnitStatus } from '../core/types.ts';
+import type { OnSceneFacts } from '../kpi/review-rules.ts';
 import {
   ACTIVE_ASSIGNMENT_STATUSES,
   type AssignmentRecord,
@@ -44,6 +45,12 @@ export class Mirror {
    * objects (records are replaced, never changed in place): a decision runs over every unit,
    * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
    */
+  /**
+   * Where each active assignment's trip started (the offer, then the en-route report), for the
+   * on-scene event (OnSceneFacts). Keyed by the record, so a record re-read from the store
+   * (a restart, a rollback) has none, and its on-scene event is reviewed from the log instead.
+   */
+  readonly tripStarts = new WeakMap<AssignmentRecord, OnSceneFacts['trip']>();
   private readonly coreUnits = new Map<
     string,
     { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }

@@ -12,8 +12,8 @@
 
 import type { LonLat } from '../core/types.ts';
 import {
-  LOOKUP_EVENT_KINDS,
   type NewReviewFlag,
+  needsLookup,
   REVIEW_KINDS,
   type Refusal,
   type ReviewConfig,
@@ -21,6 +21,7 @@ import {
   type ReviewKind,
   type ReviewLookup,
   reviewEvent,
+  type TripStart,
 } from '../kpi/review-rules.ts';
 import { ApiError } from '../server/errors.ts';
 import type { FollowUpStore, ReviewFilter, ReviewRecord, ReviewStatus } from '../store/followup-store.ts';
@@ -197,7 +198,7 @@ export class Reviews {
     const incidentIds = new Set<string>();
     const unitIds = new Set<string>();
     for (const e of events) {
-      if (!e.incidentId || !LOOKUP_EVENT_KINDS.has(e.kind)) continue;
+      if (!needsLookup(e) || !e.incidentId) continue;
       incidentIds.add(e.incidentId);
       if (e.unitId) unitIds.add(e.unitId);
     }
@@ -247,7 +248,7 @@ export class Reviews {
       tripStart: async (incidentId, unitId) => {
         const d = await detail(incidentId);
         if (!d) return undefined;
-        let start: { t: number; via: 'en_route' | 'offer'; position?: LonLat } | undefined;
+        let start: TripStart | undefined;
         for (const x of d.timeline) {
           if (x.id >= e.id || x.unitId !== unitId) continue;
           if (x.kind === 'assigned') {

@@ -16,7 +16,7 @@
 // The two per-shift flags are raised at most once per unit and shift: not again until shiftS
 // after the last one of the same kind. Every flag has a stable key (raised once per key).
 
-import { haversineM } from '../core/geo.ts';
+import { haversineM, isLonLat as isPlace } from '../core/geo.ts';
 import type { LonLat } from '../core/types.ts';
 
 export type ReviewKind =
@@ -112,23 +112,56 @@ export interface Refusal {
   reason?: string;
 }
 
-/** What the rules ask about the past. */
-/**
- * Event kinds whose rules (below) look their incident and unit up: a caller answering
- * lookups from a database can read those ahead, in bulk. Keep in step with reviewEvent.
- */
-export const LOOKUP_EVENT_KINDS: ReadonlySet<string> = new Set(['on_scene', 'closed']);
+const isLonLat = (v: unknown): v is LonLat =>
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number';
 
+/** Where a unit's trip to an incident started: its en-route report, else the offer. */
+export interface TripStart {
+  t: number;
+  via: 'en_route' | 'offer';
+  position?: LonLat;
+}
+
+/**
+ * What the live engine records on a unit's on-scene event, as it stood then: where the
+ * incident is, where and when the unit's trip started, and the unit's speed. With them the
+ * rules look nothing up; an event without them (an engine restarted mid-trip, a replay's
+ * log) is looked up in the log as before, which gives the same facts.
+ */
+export interface OnSceneFacts {
+  incidentLocation: LonLat;
+  trip: TripStart & { position: LonLat };
+  speedKmh: number;
+}
+
+/** The on-scene facts of an event's data, when all are there and well formed. */
+export function onSceneFacts(data: Record<string, unknown>): OnSceneFacts | undefined {
+  const { incidentLocation, trip, speedKmh } = data;
+  if (!isPlace(incidentLocation) || typeof speedKmh !== 'number' || !Number.isFinite(speedKmh)) return;
+  if (!trip || typeof trip !== 'object') return;
+  const { t, via, position } = trip as Record<string, unknown>;
+  if (typeof t !== 'number' || (via !== 'en_route' && via !== 'offer') || !isPlace(position)) return;
+  return { incidentLocation, trip: { t, via, position }, speedKmh };
+}
+
+/**
+ * Whether the rules (below) will look this event's incident or unit up: a caller answering
+ * lookups from a database reads those ahead, in bulk. Keep in step with reviewEvent.
+ */
+export function needsLookup(e: Pick<ReviewEvent, 'kind' | 'incidentId' | 'unitId' | 'data'>): boolean {
+  if (!e.incidentId) return false;
+  if (e.kind === 'on_scene') return e.unitId !== undefined && onSceneFacts(e.data) === undefined;
+  if (e.kind === 'closed') return e.unitId === undefined && e.data.withoutOnScene === undefined;
+  return false;
+}
+
+/** What the rules ask about the past. */
 export interface ReviewLookup {
   incident(
     incidentId: string,
   ): Promise<{ location?: LonLat; type?: string; reachedBefore: (t: number) => boolean } | undefined>;
   /** The start of the unit's latest trip to the incident before t: its en-route report, else the offer. */
-  tripStart(
-    incidentId: string,
-    unitId: string,
-    beforeT: number,
-  ): Promise<{ t: number; via: 'en_route' | 'offer'; position?: LonLat } | undefined>;
+  tripStart(incidentId: string, unitId: string, beforeT: number): Promise<TripStart | undefined>;
   unitSpeedKmh(unitId: string): Promise<number | undefined>;
   /** The unit's timed-out offers or declines with t in [sinceT, untilT], oldest first. */
   refusals(
@@ -141,9 +174,6 @@ export interface ReviewLookup {
   lastFlagAt(kind: ReviewKind, unitId: string): Promise<number | undefined>;
 }
 
-const isLonLat = (v: unknown): v is LonLat =>
-  Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number';
-
 const fmtS = (s: number) => (s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 /** The flags one event raises. */
@@ -155,7 +185,8 @@ export async function reviewEvent(
   const out: NewReviewFlag[] = [];
   const subject = e.assignmentId ?? `${e.incidentId}:${e.unitId}:${e.t}`;
   if (e.kind === 'on_scene' && e.unitId && e.incidentId) {
-    const inc = await lookup.incident(e.incidentId);
+    const facts = onSceneFacts(e.data);
+    const inc = facts ? { location: facts.incidentLocation } : await lookup.incident(e.incidentId);
     // on_scene_far: the distance the engine measured, else from a reported position.
     let distanceM = typeof e.data.distanceM === 'number' ? e.data.distanceM : undefined;
     if (distanceM === undefined && isLonLat(e.data.position) && inc?.location) {
@@ -179,8 +210,12 @@ export async function reviewEvent(
       });
     }
     // too_fast
-    const start = inc?.location ? await lookup.tripStart(e.incidentId, e.unitId, e.t) : undefined;
-    const speed = start?.position ? await lookup.unitSpeedKmh(e.unitId) : undefined;
+    const start = facts
+      ? facts.trip
+      : inc?.location
+        ? await lookup.tripStart(e.incidentId, e.unitId, e.t)
+        : undefined;
+    const speed = facts ? facts.speedKmh : start?.position ? await lookup.unitSpeedKmh(e.unitId) : undefined;
     if (start?.position && inc?.location && speed !== undefined && speed > 0) {
       const tripM = haversineM(start.position, inc.location);
       const elapsedS = e.t - start.t;

@@ -22,6 +22,7 @@ function reviewsOn(name: string, open: () => Promise<{ store: Store; close(): Pr
     let st: Stack;
     let app: App;
     let close: () => Promise<void>;
+    let store: Store;
     const tokens: Record<string, string> = {};
     const ids: Record<string, string> = {};
 
@@ -49,6 +50,7 @@ function reviewsOn(name: string, open: () => Promise<{ store: Store; close(): Pr
 
     beforeAll(async () => {
       const s = await open();
+      store = s.store;
       close = s.close;
       st = await stack({
         store: s.store,
@@ -125,7 +127,19 @@ function reviewsOn(name: string, open: () => Promise<{ store: Store; close(): Pr
       await st.engine.reportLocation('F2', slowLoc, unit('F2'));
       await st.engine.reportStatus('F2', 'on_scene', unit('F2'));
       await st.settle();
-      await st.followUp.reviews.scanAll();
+      // Scanning these on-scene events reads no incident back (their facts are on them).
+      const read: string[] = [];
+      const getIncidents = store.getIncidents;
+      store.getIncidents = (ids) => {
+        read.push(...ids);
+        return getIncidents.call(store, ids);
+      };
+      try {
+        await st.followUp.reviews.scanAll();
+      } finally {
+        store.getIncidents = getIncidents;
+      }
+      expect(read).toEqual([]);
       const flags = await st.followUp.reviews.list({ kind: 'too_fast' }, DISPATCHER);
       expect(flags.map((f) => [f.incidentId, f.unitId])).toEqual([[quick, 'F1']]);
       expect(flags[0].evidence).toMatchObject({
@@ -134,6 +148,15 @@ function reviewsOn(name: string, open: () => Promise<{ store: Store; close(): Pr
         tripM: expect.any(Number),
       });
       expect(Number(flags[0].evidence.tripM)).toBeGreaterThan(2900);
+      // The engine put the trip's facts on the on-scene event: its review looked nothing up.
+      const ev = (await st.engine.getIncident(quick, DISPATCHER)).timeline.find(
+        (x) => x.kind === 'on_scene' && x.unitId === 'F1',
+      );
+      expect(ev?.data).toMatchObject({
+        incidentLocation: quickLoc,
+        trip: { via: 'en_route', t: flags[0].evidence.startT, position: flags[0].evidence.from },
+        speedKmh: flags[0].evidence.speedKmh,
+      });
     });
 
     it('three offers timing out in a shift are flagged; two are not', async () => {

@@ -7,9 +7,12 @@ import type { LonLat } from '../../src/core/types.ts';
 import {
   DEFAULT_REVIEW_CONFIG,
   LogReviewer,
+  needsLookup,
   type ReviewConfig,
   type ReviewEvent,
+  type ReviewLookup,
   resolveReviewConfig,
+  reviewEvent,
 } from '../../src/kpi/review-rules.ts';
 
 const HERE: LonLat = [113.45, 23.1];
@@ -127,6 +130,59 @@ describe('too_fast (on scene sooner than travel allows)', () => {
       e(25, 'on_scene', { incidentId: 'I1', unitId: 'P1', assignmentId: 'A1' }, { distanceM: 5 }),
     ]);
     expect(flags.map((f) => [f.kind, f.evidence.startVia])).toEqual([['too_fast', 'offer']]);
+  });
+});
+
+describe('on-scene facts recorded by the engine (no lookup)', () => {
+  /** A lookup that must not be asked anything. */
+  const noLookup: ReviewLookup = {
+    incident: () => Promise.reject(new Error('incident looked up')),
+    tripStart: () => Promise.reject(new Error('trip looked up')),
+    unitSpeedKmh: () => Promise.reject(new Error('speed looked up')),
+    refusals: () => Promise.reject(new Error('refusals looked up')),
+    lastFlagAt: () => Promise.reject(new Error('flag looked up')),
+  };
+  const from = offsetM(HERE, 3000, 0);
+  const facts = () => ({
+    distanceM: 10,
+    incidentLocation: HERE,
+    trip: { t: 10, via: 'en_route', position: from },
+    speedKmh: 40,
+  });
+  const onScene = (t: number, data: Record<string, unknown>) =>
+    e(t, 'on_scene', { incidentId: 'I1', unitId: 'P1', assignmentId: 'A1' }, data);
+
+  it('raises the same flags as the log lookups would, without any', async () => {
+    for (const t of [40, 210]) {
+      const fromLog = await review([
+        reported(0, 'I1'),
+        e(5, 'assigned', { incidentId: 'I1', unitId: 'P1', assignmentId: 'A1' }, { from }),
+        e(10, 'en_route', { incidentId: 'I1', unitId: 'P1', assignmentId: 'A1' }, { position: from }),
+        onScene(t, { distanceM: 10 }),
+      ]);
+      const ev = onScene(t, facts());
+      const fromFacts = await reviewEvent(ev, noLookup, DEFAULT_REVIEW_CONFIG);
+      expect(fromFacts.map((f) => ({ ...f, evidence: { ...f.evidence, eventId: 0 } }))).toEqual(
+        fromLog.map((f) => ({ ...f, evidence: { ...f.evidence, eventId: 0 } })),
+      );
+    }
+    expect(await reviewEvent(onScene(40, facts()), noLookup, DEFAULT_REVIEW_CONFIG)).toHaveLength(1);
+  });
+
+  it('tells which events need a lookup', () => {
+    const on = (data: Record<string, unknown>, ofUnit = true) =>
+      needsLookup({ kind: 'on_scene', incidentId: 'I1', ...(ofUnit ? { unitId: 'P1' } : {}), data });
+    expect(on(facts())).toBe(false);
+    expect(on({ distanceM: 10 })).toBe(true);
+    // Partial or malformed facts are not trusted.
+    expect(on({ ...facts(), speedKmh: 'fast' })).toBe(true);
+    expect(on({ ...facts(), trip: { t: 10, via: 'teleport', position: from } })).toBe(true);
+    expect(on({ ...facts(), incidentLocation: [500, 0] })).toBe(true);
+    // The incident's own on-scene status event: no rule looks anything up.
+    expect(on({}, false)).toBe(false);
+    expect(needsLookup({ kind: 'closed', incidentId: 'I1', data: {} })).toBe(true);
+    expect(needsLookup({ kind: 'closed', incidentId: 'I1', data: { withoutOnScene: true } })).toBe(false);
+    expect(needsLookup({ kind: 'assigned', incidentId: 'I1', unitId: 'P1', data: {} })).toBe(false);
   });
 });
 
