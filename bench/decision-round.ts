@@ -1,4 +1,4 @@
-// `npx tsx bench/decision-round.ts [--units 1000] [--incidents 5] [--rounds 400] [--budget-ms 0]`
+// `npx tsx bench/decision-round.ts [--units 1000] [--incidents 5] [--rounds 400] [--budget-ms 0] [--shuffle]`
 //
 // One live decision round as the engine runs it on every batch that asks for one: the
 // mirror's DispatchState (`Mirror.dispatchState`) and the optimal policy's decision, on a
@@ -22,6 +22,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '400' },
     /** The live engine's solver budget (decideBudgetMs); 0: none. */
     'budget-ms': { type: 'string', default: '0' },
+    /** Register the units in a seeded random order (as a live district does), not by id. */
+    shuffle: { type: 'boolean', default: false },
   },
 });
 const nUnits = Number(values.units);
@@ -36,12 +38,21 @@ const box = { w: 113.425, e: 113.5, s: 23.075, n: 23.12 };
 const caps = ['traffic', 'chengguan', 'police', 'market', 'ambulance'];
 const types = ['illegal-parking', 'noise-complaint', 'burglary-report', 'food-safety', 'medical-emergency'];
 const mirror = new Mirror();
-for (let i = 0; i < nUnits; i++) {
+const order = Array.from({ length: nUnits }, (_, i) => i);
+if (values.shuffle) {
+  const r = new Rng(1).fork('bench:decision-round:order');
+  for (let i = nUnits - 1; i > 0; i--) {
+    const j = r.int(0, i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+}
+const homes = order.map((): [number, number] => [rng.uniform(box.w, box.e), rng.uniform(box.s, box.n)]);
+for (const i of order) {
   mirror.putUnit({
     id: `B-${String(i + 1).padStart(4, '0')}`,
     department: 'bench',
     capabilities: caps,
-    home: [rng.uniform(box.w, box.e), rng.uniform(box.s, box.n)],
+    home: homes[i],
     speedKmh: 40,
     turnoutS: 60,
     status: 'available',

@@ -1945,7 +1945,7 @@ export class Engine implements EngineApi {
         try {
           await this.setUnit(w, id, patch);
         } catch (err) {
-          if (!cur) this.mirror.units.delete(id);
+          if (!cur) this.mirror.removeUnit(id);
           throw err;
         }
         await w.tx.appendAudit({

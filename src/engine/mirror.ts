@@ -27,7 +27,13 @@ const COMMITTED: ReadonlySet<UnitStatus> = new Set(['offered', 'en_route', 'on_s
 const DISPATCHABLE_INCIDENT: ReadonlySet<string> = new Set(['queued', 'assigned', 'en_route', 'on_scene']);
 
 export class Mirror {
-  readonly units = new Map<string, UnitRecord>();
+  private readonly unitMap = new Map<string, UnitRecord>();
+  /**
+   * The records in id order (code units), with each id's place: re-sorted only when a unit
+   * comes or goes. The core takes units in id order; handed them in registration order, it
+   * sorted them (and checked their ids with a set) on every decision.
+   */
+  private sorted: { recs: UnitRecord[]; slot: Map<string, number> } | undefined;
   /** Incidents not closed or cancelled (resolved ones stay until closed). */
   readonly incidents = new Map<string, IncidentRecord>();
   /** Active assignments by id. */
@@ -56,21 +62,36 @@ export class Mirror {
     { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }
   >();
 
+  /** Every unit, by id. Changed through putUnit and removeUnit only. */
+  get units(): ReadonlyMap<string, UnitRecord> {
+    return this.unitMap;
+  }
+
   load(s: Snapshot): void {
-    this.units.clear();
+    this.unitMap.clear();
+    this.sorted = undefined;
     this.incidents.clear();
     this.assignments.clear();
     this.byUnit.clear();
     this.byIncident.clear();
     this.queuedReasons.clear();
     this.coreUnits.clear();
-    for (const u of s.units) this.units.set(u.id, u);
+    for (const u of s.units) this.unitMap.set(u.id, u);
     for (const i of s.openIncidents) this.incidents.set(i.id, i);
     for (const a of s.activeAssignments) this.putAssignment(a);
   }
 
   putUnit(u: UnitRecord): void {
-    this.units.set(u.id, u);
+    if (this.sorted) {
+      const i = this.sorted.slot.get(u.id);
+      if (i === undefined) this.sorted = undefined;
+      else this.sorted.recs[i] = u;
+    }
+    this.unitMap.set(u.id, u);
+  }
+
+  removeUnit(id: string): void {
+    if (this.unitMap.delete(id)) this.sorted = undefined;
   }
 
   putIncident(i: IncidentRecord): void {
@@ -149,10 +170,17 @@ export class Mirror {
     } = {},
   ): DispatchState {
     const units: Unit[] = [];
-    if (this.coreUnits.size > this.units.size) {
-      for (const id of this.coreUnits.keys()) if (!this.units.has(id)) this.coreUnits.delete(id);
+    if (this.coreUnits.size > this.unitMap.size) {
+      for (const id of this.coreUnits.keys()) if (!this.unitMap.has(id)) this.coreUnits.delete(id);
     }
-    for (const u of this.units.values()) {
+    if (!this.sorted) {
+      const ids = [...this.unitMap.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+      this.sorted = {
+        recs: ids.map((id) => this.unitMap.get(id)!),
+        slot: new Map(ids.map((id, i) => [id, i])),
+      };
+    }
+    for (const u of this.sorted.recs) {
       const a = this.activeOfUnit(u.id);
       const kept = this.coreUnits.get(u.id);
       if (kept && kept.rec === u && kept.a === a) {
@@ -209,8 +237,8 @@ export class Mirror {
   /** Re-reads one unit and its active assignment (after a conflict showed the mirror was stale). */
   async reloadUnit(store: Store, unitId: string): Promise<void> {
     const u = await store.getUnit(unitId);
-    if (u) this.units.set(u.id, u);
-    else this.units.delete(unitId);
+    if (u) this.putUnit(u);
+    else this.removeUnit(unitId);
     const prev = this.activeOfUnit(unitId);
     if (prev) this.putAssignment({ ...prev, status: 'cancelled' });
     const active = await store.listAssignments({ unitId, status: [...ACTIVE_ASSIGNMENT_STATUSES] });

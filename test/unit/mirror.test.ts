@@ -68,8 +68,21 @@ describe('Mirror.dispatchState', () => {
     expect(m.dispatchState().units[0].incidentId).toBeUndefined();
 
     // A unit removed from the mirror leaves the state.
-    m.units.delete('P2');
+    m.removeUnit('P2');
     expect(m.dispatchState().units.map((u) => u.id)).toEqual(['P1']);
+  });
+
+  it('hands the core its units in id order, whatever order they came in', () => {
+    const m = new Mirror();
+    for (const id of ['P3', 'A10', 'P1', 'A9', 'P20']) m.putUnit(unit(id));
+    const ids = () => m.dispatchState().units.map((u) => u.id);
+    expect(ids()).toEqual(['A10', 'A9', 'P1', 'P20', 'P3']);
+    m.putUnit(unit('B1'));
+    m.putUnit(unit('P1', { position: [113.451, 23.1] }));
+    m.removeUnit('A9');
+    expect(ids()).toEqual(['A10', 'B1', 'P1', 'P20', 'P3']);
+    m.load({ units: [unit('Z1'), unit('C1')], openIncidents: [], activeAssignments: [], at: 0 });
+    expect(ids()).toEqual(['C1', 'Z1']);
   });
 
   it('the core checks a kept (frozen) view once, and still checks every unfrozen unit', () => {
