@@ -62,6 +62,9 @@ describe('PGlite worker-thread client', () => {
 
   it('a write (queryWrite, writeAtomic) goes before the ordinary statements still waiting', async () => {
     await db.query('DELETE FROM t');
+    // The worker answers, then yields once before it goes idle: messages arriving in that
+    // moment are sorted before any runs, and the writes would overtake even the first read.
+    await new Promise((r) => setTimeout(r, 20));
     // Five slow reads sent together: the first runs, the others wait in the worker.
     const reads = Array.from({ length: 5 }, () =>
       db.query<{ n: string }>('SELECT count(*) AS n FROM t, pg_sleep(0.03)'),
