@@ -46,7 +46,11 @@ if (values.shuffle) {
     [order[i], order[j]] = [order[j], order[i]];
   }
 }
-const homes = order.map((): [number, number] => [rng.uniform(box.w, box.e), rng.uniform(box.s, box.n)]);
+// Drawn by unit, so that both orders make the same district.
+const homes = Array.from({ length: nUnits }, (): [number, number] => [
+  rng.uniform(box.w, box.e),
+  rng.uniform(box.s, box.n),
+]);
 for (const i of order) {
   mirror.putUnit({
     id: `B-${String(i + 1).padStart(4, '0')}`,

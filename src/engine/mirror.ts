@@ -47,16 +47,16 @@ export class Mirror {
    */
   readonly queuedReasons = new Map<string, { text: string; key: string }>();
   /**
-   * The core's view of each unit, kept while its record and active assignment stay the same
-   * objects (records are replaced, never changed in place): a decision runs over every unit,
-   * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
-   */
-  /**
    * Where each active assignment's trip started (the offer, then the en-route report), for the
    * on-scene event (OnSceneFacts). Keyed by the record, so a record re-read from the store
    * (a restart, a rollback) has none, and its on-scene event is reviewed from the log instead.
    */
   readonly tripStarts = new WeakMap<AssignmentRecord, OnSceneFacts['trip']>();
+  /**
+   * The core's view of each unit, kept while its record and active assignment stay the same
+   * objects (records are replaced, never changed in place): a decision runs over every unit,
+   * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
+   */
   private readonly coreUnits = new Map<
     string,
     { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }

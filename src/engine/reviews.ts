@@ -198,7 +198,7 @@ export class Reviews {
     const incidentIds = new Set<string>();
     const unitIds = new Set<string>();
     for (const e of events) {
-      if (!needsLookup(e) || !e.incidentId) continue;
+      if (!e.incidentId || !needsLookup(e)) continue;
       incidentIds.add(e.incidentId);
       if (e.unitId) unitIds.add(e.unitId);
     }
