@@ -507,10 +507,10 @@ export class Engine implements EngineApi {
 
   /**
    * Waits for a batch's commit (its changes were published when it answered: workBatch).
-   * A failed batch is undone (with
-   * `next`, the batch that ran on top of it, first); the mirror re-reads what they touched,
-   * and the tasks run again with a savepoint per change, so that only a failing change fails
-   * — as if each had its own transaction. False when `next` was undone and must run again.
+   * A failed batch is undone (with `next`, the batch that ran on top of it, first); the mirror
+   * re-reads what they touched, and the tasks run again with a savepoint per change, so that
+   * only a failing change fails — as if each had its own transaction. False when `next` was
+   * undone and must run again.
    */
   private async settleBatch(f: BatchFlight, next: BatchFlight | undefined): Promise<boolean> {
     const ok = await f.committed;

@@ -92,6 +92,7 @@ export class Mirror {
 
   removeUnit(id: string): void {
     if (this.unitMap.delete(id)) this.sorted = undefined;
+    this.coreUnits.delete(id);
   }
 
   putIncident(i: IncidentRecord): void {
@@ -170,9 +171,6 @@ export class Mirror {
     } = {},
   ): DispatchState {
     const units: Unit[] = [];
-    if (this.coreUnits.size > this.unitMap.size) {
-      for (const id of this.coreUnits.keys()) if (!this.unitMap.has(id)) this.coreUnits.delete(id);
-    }
     if (!this.sorted) {
       const ids = [...this.unitMap.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
       this.sorted = {
