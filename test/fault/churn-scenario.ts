@@ -165,11 +165,15 @@ export async function runSocketChurn(o: ChurnOptions): Promise<ChurnResult> {
           await c.connected(60_000);
           break;
         case 'refused': {
+          // Both tokens are minted first: while minting, the client is still connected and may
+          // receive, which is not "received while refused".
+          const expiredToken = await tk.expiredUnit(c.id);
+          const forgedToken = await tk.forgedUnit(c.id);
           const before = c.received;
-          const expired = await c.reconnectWith(await tk.expiredUnit(c.id));
+          const expired = await c.reconnectWith(expiredToken);
           if (expired === 'TOKEN_EXPIRED') counts.refusedExpired++;
           else if (expired === 'connected') counts.acceptedBadToken++;
-          const forged = await c.reconnectWith(await tk.forgedUnit(c.id));
+          const forged = await c.reconnectWith(forgedToken);
           if (forged === 'UNAUTHENTICATED') counts.refusedForged++;
           else if (forged === 'connected') counts.acceptedBadToken++;
           if (c.socket.connected) counts.acceptedBadToken++;
