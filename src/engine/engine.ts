@@ -1346,8 +1346,7 @@ export class Engine implements EngineApi {
     }
     const changed: string[] = [];
     const alerts: NewAlert[] = [];
-    for (const inc of this.mirror.incidents.values()) {
-      if (inc.status === 'resolved') continue;
+    for (const inc of this.mirror.open.values()) {
       const r = reasons.get(inc.id);
       const prev = this.mirror.queuedReasons.get(inc.id);
       let reason: string | undefined;
@@ -1646,8 +1645,8 @@ export class Engine implements EngineApi {
   private findDuplicate(type: string, location: LonLat, reportedAt: number): IncidentRecord | undefined {
     let best: IncidentRecord | undefined;
     let bestD = Number.POSITIVE_INFINITY;
-    for (const inc of this.mirror.incidents.values()) {
-      if (inc.type !== type || inc.status === 'resolved') continue;
+    for (const inc of this.mirror.open.values()) {
+      if (inc.type !== type) continue;
       if (Math.abs(inc.reportedAt - reportedAt) > this.config.duplicateWindowS) continue;
       const d = haversineM(location, inc.location);
       if (d <= this.config.duplicateRadiusM && d < bestD) {

@@ -24,7 +24,6 @@ export function unitStatusFor(a: AssignmentRecord): UnitStatus {
 }
 
 const COMMITTED: ReadonlySet<UnitStatus> = new Set(['offered', 'en_route', 'on_scene']);
-const DISPATCHABLE_INCIDENT: ReadonlySet<string> = new Set(['queued', 'assigned', 'en_route', 'on_scene']);
 
 export class Mirror {
   private readonly unitMap = new Map<string, UnitRecord>();
@@ -34,8 +33,13 @@ export class Mirror {
    * sorted them (and checked their ids with a set) on every decision.
    */
   private sorted: { recs: UnitRecord[]; slot: Map<string, number> } | undefined;
-  /** Incidents not closed or cancelled (resolved ones stay until closed). */
-  readonly incidents = new Map<string, IncidentRecord>();
+  private readonly incidentMap = new Map<string, IncidentRecord>();
+  /**
+   * The incidents still worked on (not resolved), in the same order as `incidents`. Resolved
+   * incidents wait for a dispatcher to close them, hours on a busy day: decisions, duplicate
+   * merging and the unserved reasons run per report or per round, and went through all of them.
+   */
+  private readonly openMap = new Map<string, IncidentRecord>();
   /** Active assignments by id. */
   readonly assignments = new Map<string, AssignmentRecord>();
   private readonly byUnit = new Map<string, string>();
@@ -67,17 +71,28 @@ export class Mirror {
     return this.unitMap;
   }
 
+  /** Incidents not closed or cancelled (resolved ones stay until closed). Changed through putIncident. */
+  get incidents(): ReadonlyMap<string, IncidentRecord> {
+    return this.incidentMap;
+  }
+
+  /** The incidents of `incidents` not resolved, in the same order. */
+  get open(): ReadonlyMap<string, IncidentRecord> {
+    return this.openMap;
+  }
+
   load(s: Snapshot): void {
     this.unitMap.clear();
     this.sorted = undefined;
-    this.incidents.clear();
+    this.incidentMap.clear();
+    this.openMap.clear();
     this.assignments.clear();
     this.byUnit.clear();
     this.byIncident.clear();
     this.queuedReasons.clear();
     this.coreUnits.clear();
     for (const u of s.units) this.unitMap.set(u.id, u);
-    for (const i of s.openIncidents) this.incidents.set(i.id, i);
+    for (const i of s.openIncidents) this.putIncident(i);
     for (const a of s.activeAssignments) this.putAssignment(a);
   }
 
@@ -97,11 +112,24 @@ export class Mirror {
 
   putIncident(i: IncidentRecord): void {
     if (FINAL_INCIDENT_STATUSES.includes(i.status)) {
-      this.incidents.delete(i.id);
+      this.dropIncident(i.id);
       this.queuedReasons.delete(i.id);
-    } else {
-      this.incidents.set(i.id, i);
+      return;
     }
+    const known = this.incidentMap.has(i.id);
+    this.incidentMap.set(i.id, i);
+    if (i.status === 'resolved') this.openMap.delete(i.id);
+    else if (!known || this.openMap.has(i.id)) this.openMap.set(i.id, i);
+    else {
+      // Back from resolved (no transition does that; a re-read might): keep the order.
+      this.openMap.clear();
+      for (const x of this.incidentMap.values()) if (x.status !== 'resolved') this.openMap.set(x.id, x);
+    }
+  }
+
+  private dropIncident(id: string): void {
+    this.incidentMap.delete(id);
+    this.openMap.delete(id);
   }
 
   putAssignment(a: AssignmentRecord): void {
@@ -211,8 +239,7 @@ export class Mirror {
       units.push(cu);
     }
     const incidents: Incident[] = [];
-    for (const i of this.incidents.values()) {
-      if (!DISPATCHABLE_INCIDENT.has(i.status)) continue;
+    for (const i of this.openMap.values()) {
       if (opts.knownType && !opts.knownType(i.type)) continue;
       const ci: Incident = {
         id: i.id,
@@ -248,7 +275,7 @@ export class Mirror {
     const d = await store.getIncident(incidentId);
     for (const a of this.activeFor(incidentId)) this.putAssignment({ ...a, status: 'cancelled' });
     if (!d) {
-      this.incidents.delete(incidentId);
+      this.dropIncident(incidentId);
       return;
     }
     const { timeline: _t, assignments, ...rec } = d;

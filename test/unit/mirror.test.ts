@@ -98,3 +98,39 @@ describe('Mirror.dispatchState', () => {
     expect(() => validateUnits([loose])).toThrow(/capabilities/);
   });
 });
+
+describe('Mirror.open', () => {
+  const inc = (id: string, status: IncidentRecord['status']): IncidentRecord => ({ ...incident, id, status });
+  const ids = (m: ReadonlyMap<string, IncidentRecord>) => [...m.keys()];
+
+  it('holds the incidents not resolved, in the order of `incidents`; decisions take only those', () => {
+    const m = new Mirror();
+    m.load({
+      units: [],
+      openIncidents: [inc('I-3', 'queued'), inc('I-1', 'resolved'), inc('I-2', 'assigned')],
+      activeAssignments: [],
+      at: 0,
+    });
+    expect(ids(m.incidents)).toEqual(['I-3', 'I-1', 'I-2']);
+    expect(ids(m.open)).toEqual(['I-3', 'I-2']);
+    m.putIncident(inc('I-4', 'queued'));
+    m.putIncident(inc('I-3', 'on_scene'));
+    m.putIncident(inc('I-2', 'resolved'));
+    expect(ids(m.incidents)).toEqual(['I-3', 'I-1', 'I-2', 'I-4']);
+    expect(ids(m.open)).toEqual(['I-3', 'I-4']);
+    expect(m.dispatchState().incidents.map((i) => i.id)).toEqual(['I-3', 'I-4']);
+    m.putIncident(inc('I-3', 'closed'));
+    m.putIncident(inc('I-1', 'cancelled'));
+    expect(ids(m.incidents)).toEqual(['I-2', 'I-4']);
+    expect(ids(m.open)).toEqual(['I-4']);
+  });
+
+  it('an incident back from resolved (a re-read) takes its old place', () => {
+    const m = new Mirror();
+    for (const id of ['I-1', 'I-2', 'I-3']) m.putIncident(inc(id, 'queued'));
+    m.putIncident(inc('I-1', 'resolved'));
+    expect(ids(m.open)).toEqual(['I-2', 'I-3']);
+    m.putIncident(inc('I-1', 'on_scene'));
+    expect(ids(m.open)).toEqual(['I-1', 'I-2', 'I-3']);
+  });
+});
