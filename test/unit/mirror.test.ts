@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateUnits } from '../../src/core/validate.ts';
 import { Mirror } from '../../src/engine/mirror.ts';
+import { Rng } from '../../src/scenario/rng.ts';
 import type { AssignmentRecord, IncidentRecord, UnitRecord } from '../../src/store/store.ts';
 
 const unit = (id: string, patch: Partial<UnitRecord> = {}): UnitRecord =>
@@ -132,5 +133,43 @@ describe('Mirror.open', () => {
     expect(ids(m.open)).toEqual(['I-2', 'I-3']);
     m.putIncident(inc('I-1', 'on_scene'));
     expect(ids(m.open)).toEqual(['I-1', 'I-2', 'I-3']);
+  });
+});
+
+describe('Mirror.dispatchState, rebuilt only for the units that changed', () => {
+  it('equals the state of a mirror loaded afresh, after every step of 300 random changes', () => {
+    const rng = new Rng(7);
+    const m = new Mirror();
+    const ids = Array.from({ length: 12 }, (_, i) => `U${String((i * 7) % 12).padStart(2, '0')}`);
+    const incidents = ['I-1', 'I-2', 'I-3'].map((id) => ({ ...incident, id, status: 'queued' as const }));
+    for (const i of incidents) m.putIncident(i);
+    let n = 0;
+    for (let step = 0; step < 300; step++) {
+      const id = ids[rng.int(0, ids.length - 1)];
+      const op = rng.int(0, 5);
+      if (op === 0) m.putUnit(unit(id, { position: [113.45 + rng.int(0, 99) / 1e4, 23.1] }));
+      else if (op === 1) m.removeUnit(id);
+      else if (op === 2 || op === 3) {
+        const statuses: AssignmentRecord['status'][] = ['offered', 'en_route', 'on_scene'];
+        m.putAssignment({
+          ...assignment(id, statuses[rng.int(0, 2)]),
+          id: `A-${++n}`,
+          incidentId: incidents[rng.int(0, 2)].id,
+          offeredAt: 1000 + n,
+        });
+      } else {
+        const a = m.activeOfUnit(id);
+        if (a) m.putAssignment({ ...a, status: op === 4 ? 'cleared' : 'declined' });
+      }
+      if (rng.int(0, 2) > 0) continue; // changes pile up between decisions too
+      const fresh = new Mirror();
+      fresh.load({
+        units: [...m.units.values()],
+        openIncidents: [...m.incidents.values()],
+        activeAssignments: [...m.assignments.values()],
+        at: 0,
+      });
+      expect(m.dispatchState(), `step ${step}`).toEqual(fresh.dispatchState());
+    }
   });
 });
