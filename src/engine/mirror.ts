@@ -58,8 +58,8 @@ export class Mirror {
   readonly tripStarts = new WeakMap<AssignmentRecord, OnSceneFacts['trip']>();
   /**
    * The core's view of each unit, kept while its record and active assignment stay the same
-   * objects (records are replaced, never changed in place): a decision runs over every unit,
-   * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
+   * objects (records are replaced, never changed in place), also when units come or go and
+   * `coreList` is built again. Frozen, so the core checks each one once.
    */
   private readonly coreUnits = new Map<
     string,
