@@ -128,14 +128,31 @@ export async function stack(opts: {
     clock,
     settle,
     async offerFor(unitId, incidentId) {
-      return until(
-        () =>
-          pub
-            .for(`unit:${unitId}`, 'assignment:offer')
-            .map((m) => m.envelope.data as OfferView)
-            .find((o) => o.incident.id === incidentId),
-        `an offer of ${incidentId} to ${unitId}`,
-      );
+      try {
+        return await until(
+          () =>
+            pub
+              .for(`unit:${unitId}`, 'assignment:offer')
+              .map((m) => m.envelope.data as OfferView)
+              .find((o) => o.incident.id === incidentId),
+          `an offer of ${incidentId} to ${unitId}`,
+        );
+      } catch (err) {
+        // Say what happened instead, so that a failure in CI can be read from its log.
+        const offered = pub.messages
+          .filter((m) => m.event === 'assignment:offer')
+          .map((m) => m.envelope.data as OfferView)
+          .filter((o) => o.incident.id === incidentId)
+          .map((o) => `${o.assignment.unitId} (${o.assignment.status})`);
+        const d = await engine.getIncident(incidentId, DISPATCHER).catch((e: Error) => e.message);
+        const status =
+          typeof d === 'string'
+            ? d
+            : `${d.status}; assignments ${d.assignments.map((a) => `${a.unitId} ${a.status}`).join(', ') || 'none'}`;
+        throw new Error(
+          `${(err as Error).message}: offered to ${offered.join(', ') || 'no unit'}; incident ${status}; decision rounds ${engine.decisions}`,
+        );
+      }
     },
     async addUnit(id, caps, home, department = 'police', speedKmh = 40) {
       await engine.upsertUnit(id, { department, capabilities: caps, home, speedKmh, turnoutS: 60 }, ADMIN);
