@@ -221,7 +221,6 @@ export class Engine implements EngineApi {
   private readonly raisingAlerts = new Set<string>();
   /** Location throttling per unit. */
   private readonly lastFixMs = new Map<string, number>();
-  private readonly latestPos = new Map<string, LonLat>();
   private readonly lastLocPublishMs = new Map<string, number>();
   private readonly lastLocPersist = new Map<string, number>();
   private readonly locTimers = new Map<string, NodeJS.Timeout>();
@@ -712,9 +711,8 @@ export class Engine implements EngineApi {
   private async setUnit(w: Work, unitId: string, patch: Partial<UnitRecord>): Promise<UnitRecord> {
     const cur = this.mirror.units.get(unitId);
     if (!cur) throw new ApiError('NOT_FOUND', `unit ${unitId} not found`);
+    // The mirror's record carries the unit's last reported position (placeUnit).
     const next = { ...cur, ...patch };
-    const latest = this.latestPos.get(unitId);
-    if (latest) next.position = latest;
     w.touchedUnits.add(unitId);
     const rec = await w.tx.upsertUnit(
       {
@@ -1990,8 +1988,7 @@ export class Engine implements EngineApi {
     const fix = atMs ?? nowMs;
     if (fix < (this.lastFixMs.get(unitId) ?? Number.NEGATIVE_INFINITY)) return; // an older fix arriving late
     this.lastFixMs.set(unitId, fix);
-    this.latestPos.set(unitId, pos);
-    this.mirror.putUnit({ ...u, position: pos });
+    this.mirror.placeUnit(unitId, pos);
     this.scheduleLocationFlush(unitId, nowMs);
   }
 

@@ -3,7 +3,7 @@
 // write (a write that fails re-reads the records it touched), it is what each decision's
 // DispatchState is built from — no store round trip on the decision path.
 
-import type { DispatchState, Incident, Unit, UnitStatus } from '../core/types.ts';
+import type { DispatchState, Incident, LonLat, Unit, UnitStatus } from '../core/types.ts';
 import type { OnSceneFacts } from '../kpi/review-rules.ts';
 import {
   ACTIVE_ASSIGNMENT_STATUSES,
@@ -66,7 +66,15 @@ export class Mirror {
     { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }
   >();
 
-  /** Every unit, by id. Changed through putUnit and removeUnit only. */
+  /**
+   * Each unit's last reported position. Positions are persisted only now and then
+   * (locationPersistS), and a unit reports one whenever it likes, even while a write of its
+   * record is in flight: a record put here (that write's result, a re-read after a rollback)
+   * may carry an older one, and the core would then see the unit where it was.
+   */
+  private readonly fixes = new Map<string, LonLat>();
+
+  /** Every unit, by id. Changed through putUnit, placeUnit and removeUnit only. */
   get units(): ReadonlyMap<string, UnitRecord> {
     return this.unitMap;
   }
@@ -83,6 +91,7 @@ export class Mirror {
 
   load(s: Snapshot): void {
     this.unitMap.clear();
+    this.fixes.clear();
     this.sorted = undefined;
     this.incidentMap.clear();
     this.openMap.clear();
@@ -96,7 +105,17 @@ export class Mirror {
     for (const a of s.activeAssignments) this.putAssignment(a);
   }
 
-  putUnit(u: UnitRecord): void {
+  /** A unit's reported position: it overrides the position of any record put afterwards. */
+  placeUnit(id: string, position: LonLat): void {
+    const u = this.unitMap.get(id);
+    if (!u) return;
+    this.fixes.set(id, position);
+    this.putUnit(u);
+  }
+
+  putUnit(rec: UnitRecord): void {
+    const fix = this.fixes.get(rec.id);
+    const u = fix === undefined || fix === rec.position ? rec : { ...rec, position: fix };
     if (this.sorted) {
       const i = this.sorted.slot.get(u.id);
       if (i === undefined) this.sorted = undefined;
@@ -108,6 +127,7 @@ export class Mirror {
   removeUnit(id: string): void {
     if (this.unitMap.delete(id)) this.sorted = undefined;
     this.coreUnits.delete(id);
+    this.fixes.delete(id);
   }
 
   putIncident(i: IncidentRecord): void {

@@ -3,7 +3,7 @@
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildCatalog, type CatalogIndex, defaultCatalog } from '../../src/core/catalog.ts';
 import { GreatCircleTravel } from '../../src/core/travel.ts';
 import type { LonLat } from '../../src/core/types.ts';
@@ -743,6 +743,49 @@ describe('recovery, workers, callbacks', () => {
     expect((await h.store.getUnit('C1'))?.position).toEqual(at(0.1, 1));
     await expectApiError(h.engine.reportLocation('C1', [0, 91] as LonLat, unit('C1')), 'INVALID_FIELD');
     await expectApiError(h.engine.reportLocation('NOPE', at(0), ADMIN), 'NOT_FOUND');
+  });
+
+  it('a position reported while a write of the unit is in flight is the one decisions use', async () => {
+    // A unit's first report is persisted; the next, within locationPersistS, only published.
+    const h = await harness({ config: { locationPublishMs: 0, locationPersistS: 600 } });
+    // Hold the write of P2's record that its first report starts.
+    const upsert = MemoryStore.prototype.upsertUnit;
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered!: () => void;
+    const inFlight = new Promise<void>((r) => {
+      entered = r;
+    });
+    const spy = vi.spyOn(MemoryStore.prototype, 'upsertUnit').mockImplementation(async function (
+      this: MemoryStore,
+      ...args: Parameters<MemoryStore['upsertUnit']>
+    ) {
+      if (args[0].id === 'P2') {
+        entered();
+        await held;
+      }
+      return upsert.apply(this, args);
+    });
+    try {
+      await h.engine.reportLocation('P2', at(1), unit('P2'));
+      await inFlight; // the write carries at(1)
+      await h.engine.reportLocation('P2', at(-3), unit('P2')); // 3.5 km west of P1
+      release();
+      await quiet(h);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await h.engine.listUnits(DISPATCHER)).find((u) => u.id === 'P2')?.position).toEqual(at(-3));
+    const { incident } = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(-3.1) },
+      undefined,
+      DISPATCHER,
+    );
+    // With P2 still seen at at(1), P1 (at 0.5) would be the nearer.
+    await offerFor(h, 'P2', incident.id);
+    expect(offersTo(h, 'P1')).toEqual([]);
   });
 
   it('the outbox relay refuses a topic without a route, loudly, and keeps the row', async () => {

@@ -136,6 +136,35 @@ describe('Mirror.open', () => {
   });
 });
 
+describe('Mirror.placeUnit', () => {
+  it('a reported position outlives any older record put after it; removal and a reload forget it', () => {
+    const m = new Mirror();
+    m.putUnit(unit('P1', { position: [113.46, 23.1] }));
+    m.placeUnit('P1', [113.47, 23.1]);
+    expect(m.units.get('P1')?.position).toEqual([113.47, 23.1]);
+    // A write that read the unit before the report (or a re-read of a throttled persist).
+    m.putUnit(unit('P1', { position: [113.46, 23.1], status: 'out_of_service', version: 2 }));
+    expect(m.units.get('P1')).toMatchObject({
+      position: [113.47, 23.1],
+      status: 'out_of_service',
+      version: 2,
+    });
+    expect(m.dispatchState().units[0].position).toEqual([113.47, 23.1]);
+    m.placeUnit('NOPE', [113.4, 23.1]); // an unknown unit is not created
+    expect(m.units.has('NOPE')).toBe(false);
+    m.removeUnit('P1');
+    m.putUnit(unit('P1', { position: [113.46, 23.1] }));
+    expect(m.units.get('P1')?.position).toEqual([113.46, 23.1]);
+    m.placeUnit('P1', [113.47, 23.1]);
+    m.load({
+      units: [unit('P1', { position: [113.45, 23.1] })],
+      openIncidents: [],
+      activeAssignments: [],
+    } as never);
+    expect(m.units.get('P1')?.position).toEqual([113.45, 23.1]);
+  });
+});
+
 describe('Mirror.dispatchState, rebuilt only for the units that changed', () => {
   it('equals the state of a mirror loaded afresh, after every step of 300 random changes', () => {
     const rng = new Rng(7);
