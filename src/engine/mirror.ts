@@ -58,13 +58,21 @@ export class Mirror {
   readonly tripStarts = new WeakMap<AssignmentRecord, OnSceneFacts['trip']>();
   /**
    * The core's view of each unit, kept while its record and active assignment stay the same
-   * objects (records are replaced, never changed in place): a decision runs over every unit,
-   * and rebuilt a thousand of them each round. Frozen, so the core checks each one once.
+   * objects (records are replaced, never changed in place), also when units come or go and
+   * `coreList` is built again. Frozen, so the core checks each one once.
    */
   private readonly coreUnits = new Map<
     string,
     { rec: UnitRecord; a: AssignmentRecord | undefined; unit: Unit }
   >();
+  /**
+   * The core's views in `sorted` order as of the last decision (undefined: to build), and the
+   * units whose record or active assignment changed since: only those are looked at again.
+   * A round used to look up every unit's assignment and view, a thousand of them, when a
+   * batch changes a few.
+   */
+  private coreList: Unit[] | undefined;
+  private readonly staleUnits = new Set<string>();
 
   /**
    * Each unit's last reported position. Positions are persisted only now and then
@@ -100,6 +108,7 @@ export class Mirror {
     this.byIncident.clear();
     this.queuedReasons.clear();
     this.coreUnits.clear();
+    this.coreList = undefined;
     for (const u of s.units) this.unitMap.set(u.id, u);
     for (const i of s.openIncidents) this.putIncident(i);
     for (const a of s.activeAssignments) this.putAssignment(a);
@@ -122,6 +131,7 @@ export class Mirror {
       else this.sorted.recs[i] = u;
     }
     this.unitMap.set(u.id, u);
+    this.staleUnits.add(u.id);
   }
 
   removeUnit(id: string): void {
@@ -158,6 +168,7 @@ export class Mirror {
       if (prev !== undefined && prev !== a.id) this.dropAssignment(prev);
       this.assignments.set(a.id, a);
       this.byUnit.set(a.unitId, a.id);
+      this.staleUnits.add(a.unitId);
       let ids = this.byIncident.get(a.incidentId);
       if (!ids) {
         ids = new Set();
@@ -167,6 +178,7 @@ export class Mirror {
     } else {
       this.dropAssignment(a.id);
       if (this.byUnit.get(a.unitId) === a.id) this.byUnit.delete(a.unitId);
+      this.staleUnits.add(a.unitId);
     }
   }
 
@@ -174,6 +186,7 @@ export class Mirror {
     const a = this.assignments.get(id);
     if (!a) return;
     this.assignments.delete(id);
+    this.staleUnits.add(a.unitId);
     const ids = this.byIncident.get(a.incidentId);
     ids?.delete(id);
     if (ids?.size === 0) this.byIncident.delete(a.incidentId);
@@ -218,46 +231,24 @@ export class Mirror {
       knownType?: (type: string) => boolean;
     } = {},
   ): DispatchState {
-    const units: Unit[] = [];
     if (!this.sorted) {
       const ids = [...this.unitMap.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
       this.sorted = {
         recs: ids.map((id) => this.unitMap.get(id)!),
         slot: new Map(ids.map((id, i) => [id, i])),
       };
+      this.coreList = undefined;
     }
-    for (const u of this.sorted.recs) {
-      const a = this.activeOfUnit(u.id);
-      const kept = this.coreUnits.get(u.id);
-      if (kept && kept.rec === u && kept.a === a) {
-        units.push(kept.unit);
-        continue;
+    if (!this.coreList) {
+      this.coreList = this.sorted.recs.map((u) => this.coreUnit(u));
+    } else {
+      for (const id of this.staleUnits) {
+        const i = this.sorted.slot.get(id);
+        if (i !== undefined) this.coreList[i] = this.coreUnit(this.sorted.recs[i]);
       }
-      const status = this.unitStatus(u);
-      const cu: Unit = {
-        id: u.id,
-        department: u.department,
-        capabilities: [...u.capabilities],
-        home: [u.home[0], u.home[1]],
-        speedKmh: u.speedKmh,
-        turnoutS: u.turnoutS,
-        status,
-      };
-      if (u.homeArea !== undefined) cu.homeArea = u.homeArea;
-      if (u.position) cu.position = [u.position[0], u.position[1]];
-      if (a) {
-        cu.incidentId = a.incidentId;
-        // The core checks a role against the unit's capabilities; an override may have used another tag.
-        if (u.capabilities.includes(a.capability)) cu.role = a.capability;
-        cu.since = a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt;
-      }
-      Object.freeze(cu.capabilities);
-      Object.freeze(cu.home);
-      if (cu.position) Object.freeze(cu.position);
-      Object.freeze(cu);
-      this.coreUnits.set(u.id, { rec: u, a, unit: cu });
-      units.push(cu);
     }
+    this.staleUnits.clear();
+    const units = this.coreList.slice();
     const incidents: Incident[] = [];
     for (const i of this.openMap.values()) {
       if (opts.knownType && !opts.knownType(i.type)) continue;
@@ -277,6 +268,37 @@ export class Mirror {
       incidents.push(ci);
     }
     return { units, incidents };
+  }
+
+  /** The core's view of a unit: kept while its record and active assignment are the same objects. */
+  private coreUnit(u: UnitRecord): Unit {
+    const a = this.activeOfUnit(u.id);
+    const kept = this.coreUnits.get(u.id);
+    if (kept && kept.rec === u && kept.a === a) return kept.unit;
+    const status = this.unitStatus(u);
+    const cu: Unit = {
+      id: u.id,
+      department: u.department,
+      capabilities: [...u.capabilities],
+      home: [u.home[0], u.home[1]],
+      speedKmh: u.speedKmh,
+      turnoutS: u.turnoutS,
+      status,
+    };
+    if (u.homeArea !== undefined) cu.homeArea = u.homeArea;
+    if (u.position) cu.position = [u.position[0], u.position[1]];
+    if (a) {
+      cu.incidentId = a.incidentId;
+      // The core checks a role against the unit's capabilities; an override may have used another tag.
+      if (u.capabilities.includes(a.capability)) cu.role = a.capability;
+      cu.since = a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt;
+    }
+    Object.freeze(cu.capabilities);
+    Object.freeze(cu.home);
+    if (cu.position) Object.freeze(cu.position);
+    Object.freeze(cu);
+    this.coreUnits.set(u.id, { rec: u, a, unit: cu });
+    return cu;
   }
 
   /** Re-reads one unit and its active assignment (after a conflict showed the mirror was stale). */
