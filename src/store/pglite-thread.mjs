@@ -12,6 +12,13 @@ import { PGlite } from '@electric-sql/pglite';
 const db = workerData?.dataDir ? await PGlite.create(workerData.dataDir) : await PGlite.create();
 // Literals below double their quotes and nothing else: that is only right with this on.
 await db.exec('SET standard_conforming_strings = on');
+// The prepared statements (the engine's commits) find their rows by primary key, and each is
+// planned once. Planned the usual way, the plan came from the table sizes of the moment: the
+// assignments table, nearly empty then, got a full scan, kept as it grew (PGlite runs no
+// autovacuum, whose ANALYZE would have made Postgres plan again) — a commit's cost grew with
+// every assignment ever made, 3 ms of its 9 ms after 20 s at 150 incidents/s. So one generic
+// plan each (no custom plans for the first five runs), made with seq scans off (run()).
+await db.exec('SET plan_cache_mode = force_generic_plan');
 
 /**
  * Statement texts kept prepared, oldest first. Planning the engine's commit statement (a dozen
@@ -41,6 +48,14 @@ async function run(q, sql, params, prepare) {
     name = `dispatch_${++named}`;
     await q.exec(`PREPARE ${name} AS ${sql}`);
     prepared.set(sql, name);
+    // Planned now, at its first EXECUTE, once (generic plans, see below): without seq scans.
+    await q.exec('SET enable_seqscan = off');
+    try {
+      return await q.query(`EXECUTE ${name}(${params.map(literal).join(', ')})`);
+    } finally {
+      // In a transaction this statement aborted, the RESET fails; the rollback undoes the SET.
+      await q.exec('RESET enable_seqscan').catch(() => {});
+    }
   }
   return q.query(`EXECUTE ${name}(${params.map(literal).join(', ')})`);
 }
