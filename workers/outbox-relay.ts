@@ -104,10 +104,10 @@ export class OutboxRelay {
   /** One claim → enqueue → complete round; returns how many rows were claimed. */
   async relayOnce(): Promise<number> {
     const rows = await this.store.claimOutbox(this.batch, { leaseS: this.leaseS });
-    const done: number[] = [];
-    for (const row of rows) {
-      if (await this.relay(row)) done.push(row.id);
-    }
+    // All at once, in order: a queue may send jobs added together as one batch (BullMQ: one
+    // pipeline, where one at a time each waited for its own round trip).
+    const relayed = await Promise.all(rows.map((row) => this.relay(row)));
+    const done = rows.filter((_, i) => relayed[i]).map((row) => row.id);
     if (done.length > 0) {
       await this.store.completeOutbox(done);
       this.relayed += done.length;

@@ -22,7 +22,7 @@
 // (default <host>:<pid>): the job's `processedBy` says which process took it last.
 
 import { hostname } from 'node:os';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { type JobsOptions, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { JobHandler, JobOptions, JobQueue } from '../engine/ports.ts';
 import {
@@ -86,6 +86,12 @@ export const encodeJobId = (id: string): string =>
 export const decodeJobId = (stored: string): string =>
   stored.startsWith('j') ? stored.slice(1).replace(/%3A|%25/g, (c) => (c === '%3A' ? ':' : '%')) : stored;
 
+interface PendingAdd {
+  job: { name: string; data: Record<string, unknown>; opts: JobsOptions };
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 export class BullmqQueue implements JobQueue {
   readonly kind = 'bullmq' as const;
   readonly prefix: string;
@@ -101,6 +107,10 @@ export class BullmqQueue implements JobQueue {
   private readonly recovery: WorkerRecovery;
   readonly workerName: string;
   private closed = false;
+  /** Jobs added this turn of the event loop, by queue; whether their flush is due; flushes running. */
+  private readonly pendingAdds = new Map<string, PendingAdd[]>();
+  private flushScheduled = false;
+  private readonly flushes = new Set<Promise<void>>();
 
   constructor(opts: BullmqQueueOptions = {}) {
     this.prefix = opts.prefix ?? 'dispatch';
@@ -175,14 +185,72 @@ export class BullmqQueue implements JobQueue {
   ): Promise<void> {
     if (!queue || !name) throw new Error('queue and job name are required');
     const q = this.queue(queue);
-    await q.add(name, data ?? {}, {
-      ...(opts.jobId !== undefined ? { jobId: encodeJobId(opts.jobId) } : {}),
-      ...(opts.delayMs && opts.delayMs > 0 ? { delay: Math.round(opts.delayMs) } : {}),
-      attempts: Math.max(1, Math.floor(opts.attempts ?? this.retry.attempts)),
-      backoff: { type: 'exponential', delay: this.retry.backoffMs },
-      removeOnComplete: { age: this.keep.ageS, count: this.keep.count },
-      removeOnFail: { age: this.keepFailed.ageS, count: this.keepFailed.count },
+    const job = {
+      name,
+      data: data ?? {},
+      opts: {
+        ...(opts.jobId !== undefined ? { jobId: encodeJobId(opts.jobId) } : {}),
+        ...(opts.delayMs && opts.delayMs > 0 ? { delay: Math.round(opts.delayMs) } : {}),
+        attempts: Math.max(1, Math.floor(opts.attempts ?? this.retry.attempts)),
+        backoff: { type: 'exponential', delay: this.retry.backoffMs },
+        removeOnComplete: { age: this.keep.ageS, count: this.keep.count },
+        removeOnFail: { age: this.keepFailed.ageS, count: this.keepFailed.count },
+      },
+    };
+    // Without an id a job could not be sent again safely after a failed batch (see flushAdds).
+    if (opts.jobId === undefined) {
+      await q.add(job.name, job.data, job.opts);
+      return;
+    }
+    return new Promise<void>((resolve, reject) => {
+      let list = this.pendingAdds.get(queue);
+      if (!list) {
+        list = [];
+        this.pendingAdds.set(queue, list);
+      }
+      list.push({ job, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        const f = this.flushAdds();
+        this.flushes.add(f);
+        void f.finally(() => this.flushes.delete(f));
+      });
     });
+  }
+
+  /**
+   * Sends the jobs added during one turn of the event loop (a commit arms a timer per offer
+   * and per incident; the outbox relay enqueues what it claimed) as one pipeline per queue:
+   * one socket write and one round trip, where each add was a write of its own, 8 % of the
+   * engine's thread at 250 incidents/s. A batch that fails is sent again job by job (each has
+   * an id, so what the batch did add is not added twice), and each caller hears its own job.
+   */
+  private async flushAdds(): Promise<void> {
+    const batches = [...this.pendingAdds];
+    this.pendingAdds.clear();
+    await Promise.all(
+      batches.map(async ([queue, list]) => {
+        const q = this.queues.get(queue);
+        try {
+          if (!q) throw new Error('queue is closed');
+          if (list.length === 1) await q.add(list[0].job.name, list[0].job.data, list[0].job.opts);
+          else await q.addBulk(list.map((p) => p.job));
+          for (const p of list) p.resolve();
+        } catch {
+          for (const p of list) {
+            try {
+              if (!q || this.closed) throw new Error('queue is closed');
+              await q.add(p.job.name, p.job.data, p.job.opts);
+              p.resolve();
+            } catch (err) {
+              p.reject(err);
+            }
+          }
+        }
+      }),
+    );
   }
 
   async remove(queue: string, jobId: string): Promise<void> {
@@ -291,6 +359,10 @@ export class BullmqQueue implements JobQueue {
   /** Closes workers (waiting for running jobs), then queues, then the connection if owned. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // Jobs already accepted go out first.
+    while (this.flushScheduled || this.flushes.size > 0) {
+      await (this.flushes.size > 0 ? Promise.all(this.flushes) : new Promise((r) => setImmediate(r)));
+    }
     await this.closeWorkers();
     this.closed = true;
     await Promise.all([...this.queues.values()].map((q) => q.close()));

@@ -59,6 +59,38 @@ export function queueContract(label: string, open: OpenQueue): void {
       expect(failures).toEqual([]);
     });
 
+    it('jobs added together: each caller hears its own outcome; order and de-duplication hold', async () => {
+      const q = await make();
+      const seen: number[] = [];
+      const circular: Record<string, unknown> = { n: -1 };
+      circular.self = circular;
+      // One turn of the event loop (BullMQ sends them as one pipeline): one job cannot be
+      // serialised, one id comes twice.
+      const outcomes = await Promise.allSettled([
+        q.add('together', 'note', { n: 1 }, { jobId: 'outbox:1' }),
+        q.add('together', 'note', { n: 2 }, { jobId: 'outbox:2' }),
+        q.add('together', 'note', circular, { jobId: 'outbox:3' }),
+        q.add('together', 'note', { n: 9 }, { jobId: 'outbox:1' }),
+        q.add('together', 'note', { n: 4 }, { jobId: 'outbox:4' }),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      expect(await q.depth('together')).toBe(3);
+      await q.process('together', {
+        note: async (data) => {
+          seen.push(Number(data.n));
+        },
+      });
+      await until(() => seen.length === 3, 5000, 'three jobs');
+      expect(seen).toEqual([1, 2, 4]);
+      expect(failures).toEqual([]);
+    });
+
     it('de-duplicates by jobId: queued, and completed within the window', async () => {
       const q = await make();
       let runs = 0;
