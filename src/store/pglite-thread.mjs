@@ -17,7 +17,7 @@ await db.exec('SET standard_conforming_strings = on');
 // assignments table, nearly empty then, got a full scan, kept as it grew (PGlite runs no
 // autovacuum, whose ANALYZE would have made Postgres plan again) — a commit's cost grew with
 // every assignment ever made, 3 ms of its 9 ms after 20 s at 150 incidents/s. So one generic
-// plan each (no custom plans for the first five runs), made with seq scans off (run()).
+// plan each (no custom plans for the first five runs), made with seq scans off (see run()).
 await db.exec('SET plan_cache_mode = force_generic_plan');
 
 /**
@@ -48,7 +48,7 @@ async function run(q, sql, params, prepare) {
     name = `dispatch_${++named}`;
     await q.exec(`PREPARE ${name} AS ${sql}`);
     prepared.set(sql, name);
-    // Planned now, at its first EXECUTE, once (generic plans, see below): without seq scans.
+    // Planned now, at its first EXECUTE, once (generic plans, see the top): without seq scans.
     await q.exec('SET enable_seqscan = off');
     try {
       return await q.query(`EXECUTE ${name}(${params.map(literal).join(', ')})`);
