@@ -108,7 +108,6 @@ export class Mirror {
     this.byIncident.clear();
     this.queuedReasons.clear();
     this.coreUnits.clear();
-    this.coreList = undefined;
     for (const u of s.units) this.unitMap.set(u.id, u);
     for (const i of s.openIncidents) this.putIncident(i);
     for (const a of s.activeAssignments) this.putAssignment(a);

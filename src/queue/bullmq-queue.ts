@@ -236,8 +236,7 @@ export class BullmqQueue implements JobQueue {
         const q = this.queues.get(queue);
         try {
           if (!q) throw new Error('queue is closed');
-          if (list.length === 1) await q.add(list[0].job.name, list[0].job.data, list[0].job.opts);
-          else await q.addBulk(list.map((p) => p.job));
+          await q.addBulk(list.map((p) => p.job));
           for (const p of list) p.resolve();
         } catch {
           for (const p of list) {
