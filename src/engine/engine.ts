@@ -217,6 +217,12 @@ export class Engine implements EngineApi {
   private readonly mergedKeys = new Map<string, { incidentId: string; fingerprint: string }>();
   /** Idempotency keys of incidents this engine stored (most recent KNOWN_KEYS_KEEP). */
   private readonly knownKeys = new Map<string, { incidentId: string; fingerprint: string }>();
+  /**
+   * Incidents this engine stored, whose decision it asked for and whose target timer it armed
+   * after the commit: their `incident.created` job has nothing left to do (onIncidentCreated).
+   * Insertion order; the oldest go past KNOWN_KEYS_KEEP (the job then does it all again).
+   */
+  private readonly intakeDone = new Set<string>();
   /** Keys of alerts raised by changes not yet committed. */
   private readonly raisingAlerts = new Set<string>();
   /** Location throttling per unit. */
@@ -1381,6 +1387,9 @@ export class Engine implements EngineApi {
     if (!this.running) throw new Error('engine is not running');
     // The usual case: the incident is mirrored (this engine stored it), and there is nothing
     // to write: no place in the lane. Otherwise (stored by a predecessor) the lane reads it.
+    // Stored here, so decided and armed at its commit: re-arming cost a Redis round trip per
+    // incident, deciding again a round (the sweep re-arms a timer whose arming failed).
+    if (this.intakeDone.delete(incidentId) && this.mirror.incidents.has(incidentId)) return;
     let inc = this.mirror.incidents.get(incidentId);
     if (!inc) {
       inc = await this.lane.run(async () => {
@@ -1594,7 +1603,11 @@ export class Engine implements EngineApi {
             w.push([CONSOLES], 'incident:created', () => this.incidentViewById(r.incident.id));
             this.requestDecision('incident reported');
             w.after(() => {
-              const inc = this.mirror.incidents.get(r.incident.id);
+              const id = r.incident.id;
+              this.intakeDone.add(id);
+              if (this.intakeDone.size > KNOWN_KEYS_KEEP)
+                this.intakeDone.delete(this.intakeDone.values().next().value!);
+              const inc = this.mirror.incidents.get(id);
               if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
             });
             return { incident: this.incidentViewOf(r.incident), created: true };

@@ -160,6 +160,9 @@ export async function runRedisRestart(o: RedisRestartOptions): Promise<RedisRest
     engineConfig: {
       ackTimeoutS: o.ackTimeoutS,
       ackTimeoutOtherS: o.ackTimeoutS,
+      // Every decision through the decisions queue, none inline in the batch that asks: the
+      // decide job that must sit in Redis at the kill (step 2) then comes with any incident.
+      decideInline: false,
       ...(o.sweepIntervalMs !== undefined ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
     },
   });

@@ -706,6 +706,24 @@ describe('recovery, workers, callbacks', () => {
     expect((await b.engine.listAlerts(DISPATCHER)).some((x) => x.kind === 'no_ack')).toBe(true);
   });
 
+  it('the incident.created job of an incident stored here arms no timer again and asks no decision', async () => {
+    const h = await harness();
+    const add = vi.spyOn(h.queue, 'add');
+    const { incident } = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(0.6) },
+      undefined,
+      DISPATCHER,
+    );
+    await offerFor(h, 'P1', incident.id);
+    await quiet(h);
+    const jobs = add.mock.calls.map((c) => `${c[0]}/${c[1]}/${c[3]?.jobId?.split(':')[0]}`);
+    // The relay's job ran (the queue is idle), and the only timers armed are the commit's.
+    expect(jobs.filter((j) => j.startsWith('intake/'))).toHaveLength(1);
+    expect(jobs.filter((j) => j === 'timers/target.breach/target')).toHaveLength(1);
+    expect(jobs.filter((j) => j.startsWith('decisions/'))).toEqual([]);
+    expect(await h.queue.depth('timers')).toBe(2);
+  });
+
   it('the sweep re-arms a timer that went missing from the queue', async () => {
     const h = await harness();
     const { incident } = await h.engine.reportIncident(
