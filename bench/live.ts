@@ -122,6 +122,8 @@ export interface Result {
   dbCommitsPerIncident?: number;
   /** Decision rounds (optimiser calls, from /metrics) per created incident. */
   roundsPerIncident?: number;
+  /** Mean duration of those rounds' optimiser calls (ms, from /metrics). */
+  roundMs?: number;
   /** CPU of the server process (all threads) per created incident over the measured window, ms. */
   cpuMsPerIncident?: number;
   /** The engine's lane over the measured window (from /metrics; the echo server has none). */
@@ -580,6 +582,7 @@ function table(results: Result[]): string {
     'lag max',
     'db tx/inc',
     'rounds/inc',
+    'round ms',
     'cpu ms/inc',
     'lane busy',
     'tasks/batch',
@@ -605,6 +608,7 @@ function table(results: Result[]): string {
     ms(r.lagMaxMs),
     r.dbCommitsPerIncident === undefined ? '-' : String(r.dbCommitsPerIncident),
     r.roundsPerIncident === undefined ? '-' : String(r.roundsPerIncident),
+    r.roundMs === undefined ? '-' : String(r.roundMs),
     r.cpuMsPerIncident === undefined ? '-' : String(r.cpuMsPerIncident),
     r.lane ? String(r.lane.busy) : '-',
     r.lane ? String(r.lane.tasksPerBatch) : '-',
@@ -653,14 +657,19 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-/** Optimiser calls so far (the decision histogram's count on /metrics); undefined if unread. */
-async function decisionRounds(url: string): Promise<number | undefined> {
+/**
+ * Optimiser calls so far and their total seconds (the decision histogram's count and sum on
+ * /metrics); undefined if unread.
+ */
+async function decisionRounds(url: string): Promise<{ n: number; s: number } | undefined> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text();
     let n = 0;
-    for (const m of text.matchAll(/^\w*decision_duration_seconds_count(?:\{[^}]*\})? (\d+)/gm))
-      n += Number(m[1]);
-    return n;
+    let s = 0;
+    for (const m of text.matchAll(/^\w*decision_duration_seconds_(count|sum)(?:\{[^}]*\})? ([\d.e+-]+)/gm))
+      if (m[1] === 'count') n += Number(m[2]);
+      else s += Number(m[2]);
+    return { n, s };
   } catch {
     return undefined;
   }
@@ -684,7 +693,8 @@ async function main(): Promise<void> {
           r.dbCommitsPerIncident = round((c1 - c0) / r.created);
         }
         if (d0 !== undefined && d1 !== undefined && r.created > 0) {
-          r.roundsPerIncident = round((d1 - d0) / r.created);
+          r.roundsPerIncident = round((d1.n - d0.n) / r.created);
+          if (d1.n > d0.n) r.roundMs = round((1000 * (d1.s - d0.s)) / (d1.n - d0.n), 3);
         }
         results.push(r);
       } finally {
