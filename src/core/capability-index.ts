@@ -89,15 +89,30 @@ export class CapabilityIndex {
   constructor(cols: Column[]) {
     // Column indices per pool and capability; cols come in index order, so each list is sorted.
     const byPool: Record<Pool, Map<Capability, number[]>> = { free: new Map(), preempt: new Map() };
+    // Units of one kind often share one capabilities array (the live engine's mirror hands
+    // out one per distinct list): its lists are looked up once per run of such columns, not
+    // once per capability of every column (5,000 map lookups a decision for 1,000 units).
+    let lastCaps: readonly Capability[] | undefined;
+    let lastPool: Map<Capability, number[]> | undefined;
+    let lists: number[][] = [];
     for (let j = 0; j < cols.length; j++) {
       const c = cols[j];
       const m = byPool[c.boundFor ? 'preempt' : 'free'];
       const caps = c.unit.capabilities;
-      for (let q = 0; q < caps.length; q++) {
-        const g = m.get(caps[q]);
-        if (g) g.push(j);
-        else m.set(caps[q], [j]);
+      if (caps !== lastCaps || m !== lastPool) {
+        lastCaps = caps;
+        lastPool = m;
+        lists = [];
+        for (let q = 0; q < caps.length; q++) {
+          let g = m.get(caps[q]);
+          if (!g) {
+            g = [];
+            m.set(caps[q], g);
+          }
+          lists.push(g);
+        }
       }
+      for (let q = 0; q < lists.length; q++) lists[q].push(j);
     }
     this.cols = cols;
     this.members = byPool;

@@ -34,8 +34,11 @@ export const MAX_SPEED_KMH = 300;
 
 export function validateUnits(units: unknown, path = 'units'): Unit[] {
   const list = requireArray(units, path);
+  const again = lastClean && lastClean.length === list.length ? recheck(list, lastClean) : undefined;
+  if (again) return again;
   const out = new Array<Unit>(list.length);
   const ids = new IdCheck('unit', path);
+  let frozen = true;
   for (let i = 0; i < list.length; i++) {
     const raw = list[i];
     // A clean unit is used as is, and its path is never built (thousands per decision).
@@ -45,7 +48,47 @@ export function validateUnits(units: unknown, path = 'units'): Unit[] {
         : validateUnit(raw, `${path}[${i}]`);
     ids.add(unit.id, i, out);
     out[i] = unit;
+    if (frozen && !CLEAN_FROZEN.has(unit)) frozen = false;
   }
+  lastClean = frozen && ids.ascending ? out.slice() : undefined;
+  return out;
+}
+
+/**
+ * The last list checked whose units were all frozen and clean, with ids strictly ascending
+ * (the live engine's: its mirror keeps each unit's frozen view until the unit changes). A
+ * decision checked a thousand units every round when a batch changes a few: a list of the
+ * same length is now compared with it position by position, and only the units that are not
+ * the same objects are checked (recheck). A memo of a pure check: no result changes.
+ */
+let lastClean: readonly Unit[] | undefined;
+
+/**
+ * `list` checked against `prev` (see lastClean): the units, or undefined when the full check
+ * must run (a changed unit not frozen and clean, ids out of order, too many changes).
+ */
+function recheck(list: readonly unknown[], prev: readonly Unit[]): Unit[] | undefined {
+  const n = list.length;
+  const out = new Array<Unit>(n);
+  const changed: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const raw = list[i];
+    if (raw !== prev[i]) {
+      if (changed.length * 4 > n) return undefined;
+      if (!CLEAN_FROZEN.has(raw as object) && !(isRecord(raw) && isCleanUnit(raw) && remember(raw)))
+        return undefined;
+      if (!CLEAN_FROZEN.has(raw as object)) return undefined; // clean but not frozen
+      changed.push(i);
+    }
+    out[i] = raw as Unit;
+  }
+  // Every unchanged unit keeps its (frozen) id between its old neighbours', so the order holds
+  // wherever a changed unit's id sits between its new ones.
+  for (const i of changed) {
+    if (i > 0 && !(out[i - 1].id < out[i].id)) return undefined;
+    if (i + 1 < n && !(out[i].id < out[i + 1].id)) return undefined;
+  }
+  lastClean = out.slice();
   return out;
 }
 
@@ -81,6 +124,11 @@ class IdCheck {
     private readonly kind: string,
     private readonly path: string,
   ) {}
+
+  /** Every id so far came after the one before (no set was needed). */
+  get ascending(): boolean {
+    return this.seen === undefined;
+  }
 
   /** Throws DUPLICATE_ID when id is among earlier[0 .. i-1], the ids added before. */
   add(id: string, i: number, earlier: readonly { id: string }[]): void {

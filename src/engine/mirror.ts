@@ -269,6 +269,22 @@ export class Mirror {
     return { units, incidents };
   }
 
+  /**
+   * One frozen capabilities list per distinct list: the core groups units by capability once
+   * per run of units sharing a list (CapabilityIndex), not once per capability of each.
+   */
+  private sharedCaps(caps: readonly string[]): string[] {
+    const key = JSON.stringify(caps);
+    let shared = this.capLists.get(key);
+    if (!shared) {
+      shared = Object.freeze([...caps]) as string[];
+      this.capLists.set(key, shared);
+    }
+    return shared;
+  }
+
+  private readonly capLists = new Map<string, string[]>();
+
   /** The core's view of a unit: kept while its record and active assignment are the same objects. */
   private coreUnit(u: UnitRecord): Unit {
     const a = this.activeOfUnit(u.id);
@@ -278,7 +294,7 @@ export class Mirror {
     const cu: Unit = {
       id: u.id,
       department: u.department,
-      capabilities: [...u.capabilities],
+      capabilities: this.sharedCaps(u.capabilities),
       home: [u.home[0], u.home[1]],
       speedKmh: u.speedKmh,
       turnoutS: u.turnoutS,
@@ -292,7 +308,6 @@ export class Mirror {
       if (u.capabilities.includes(a.capability)) cu.role = a.capability;
       cu.since = a.status === 'en_route' ? (a.enRouteAt ?? a.offeredAt) : a.offeredAt;
     }
-    Object.freeze(cu.capabilities);
     Object.freeze(cu.home);
     if (cu.position) Object.freeze(cu.position);
     Object.freeze(cu);

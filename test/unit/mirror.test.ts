@@ -54,6 +54,12 @@ describe('Mirror.dispatchState', () => {
     expect(Object.isFrozen(p1) && Object.isFrozen(p1.capabilities) && Object.isFrozen(p1.home)).toBe(true);
     expect(m.dispatchState().units).toEqual([p1, p2]);
     expect(m.dispatchState().units[0]).toBe(p1);
+    // Equal capability lists are one list, so the core groups units by it once (CapabilityIndex).
+    expect(p2.capabilities).toBe(p1.capabilities);
+    m.putUnit(unit('P3', { capabilities: ['police', 'traffic'] }));
+    expect(m.dispatchState().units[2].capabilities).toEqual(['police', 'traffic']);
+    expect(m.dispatchState().units[2].capabilities).not.toBe(p1.capabilities);
+    m.removeUnit('P3');
 
     // A new record (a position fix), then an assignment: only P1's view is rebuilt.
     m.putUnit(unit('P1', { position: [113.451, 23.1] }));

@@ -106,6 +106,50 @@ describe('validateUnits', () => {
     ]);
   });
 
+  it('checks again what changed since a list of frozen units, like the full check', () => {
+    const frozenUnit = (id: string, extra: Record<string, unknown> = {}) =>
+      Object.freeze({
+        ...unit,
+        ...extra,
+        id,
+        capabilities: Object.freeze(['fire-engine']),
+        home: Object.freeze([113.459, 23.106]),
+      });
+    const ids = Array.from({ length: 12 }, (_, i) => `U-${String(i).padStart(2, '0')}`);
+    const base = ids.map((id) => frozenUnit(id));
+    expect(validateUnits(base)).toEqual(base); // remembered
+    // The same objects and a few new ones: the units come back as given.
+    const next = [...base];
+    next[3] = frozenUnit('U-03', { status: 'off_duty' });
+    next[7] = frozenUnit('U-07', { position: Object.freeze([113.46, 23.1]) });
+    const out = validateUnits(next);
+    expect(out).not.toBe(next);
+    expect(out.every((u, i) => u === next[i])).toBe(true);
+    // A changed unit taking another's id, or breaking the order: found as by the full check.
+    const dup = [...next];
+    dup[5] = frozenUnit('U-04');
+    expect([coreError(() => validateUnits(dup)).code, coreError(() => validateUnits(dup)).field]).toEqual([
+      'DUPLICATE_ID',
+      'units[5].id',
+    ]);
+    validateUnits(next);
+    const swapped = [...next];
+    swapped[2] = frozenUnit('U-09');
+    swapped[9] = frozenUnit('U-02');
+    expect(validateUnits(swapped).map((u) => u.id)).toEqual(swapped.map((u) => u.id));
+    // A changed unit that is wrong is named; one not frozen is normalised afresh each time.
+    validateUnits(next);
+    const bad = [...next];
+    bad[4] = Object.freeze({ ...next[4], speedKmh: -1 });
+    expect(coreError(() => validateUnits(bad)).field).toBe('units[4].speedKmh');
+    validateUnits(next);
+    const mutable = [...next];
+    mutable[6] = { ...unit, id: 'U-06', capabilities: ['fire-engine', 'fire-engine'] };
+    expect(validateUnits(mutable)[6].capabilities).toEqual(['fire-engine']);
+    (mutable[6] as { speedKmh: number }).speedKmh = 0;
+    expect(coreError(() => validateUnits(mutable)).field).toBe('units[6].speedKmh');
+  });
+
   it('names the first wrong field', () => {
     const cases: [unknown, string][] = [
       [null, 'units'],
