@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgliteThreadClient } from '../../src/store/pglite-thread-client.ts';
-import { writeAtomicContract } from './write-atomic-suite.ts';
+import { preparedPlanContract, writeAtomicContract } from './write-atomic-suite.ts';
 
 let db: PgliteThreadClient;
 beforeAll(async () => {
@@ -141,32 +141,7 @@ describe('PGlite worker-thread client', () => {
     expect(stored.rows.map((r) => r.v)).toEqual(texts);
   });
 
-  it('a prepared write keyed by primary key keeps its index plan as its table grows from a few rows', async () => {
-    // The shape of the engine's guarded updates (sql-flush.ts), first run on a table of 20 rows.
-    // As wide as the assignments table: under ten pages, Postgres plans a never-vacuumed table
-    // as ten pages, and ten pages of wide rows are few enough to scan.
-    const wide = Array.from({ length: 12 }, (_, i) => `c${i} text`).join(', ');
-    await db.query(`CREATE TABLE grows (id text PRIMARY KEY, version int NOT NULL, ${wide})`);
-    const update = `UPDATE grows g SET version = t.version FROM jsonb_to_recordset($1::text::jsonb)
-        AS t(id text, version int, expect int)
-      WHERE g.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)))
-        AND g.id = t.id AND g.version = t.expect RETURNING 1`;
-    const rows = JSON.stringify([{ id: 'k-1', version: 2, expect: 1 }]);
-    await db.query("INSERT INTO grows SELECT 'first-' || i, 1 FROM generate_series(1, 20) AS i");
-    // Past the five runs after which Postgres settles on a generic plan.
-    for (let i = 0; i < 8; i++) expect((await db.queryWrite(update, [rows, '["k-1"]'])).rows).toEqual([]);
-    await db.query("INSERT INTO grows SELECT 'k-' || i, 1 FROM generate_series(1, 20000) AS i");
-    expect((await db.queryWrite(update, [rows, '["k-1"]'])).rows).toEqual([{ '?column?': 1 }]);
-    const [{ name }] = (
-      await db.query<{ name: string }>(
-        "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%UPDATE grows%'",
-      )
-    ).rows;
-    const plan = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${name}('${rows}', '["k-1"]')`);
-    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-    expect(text).toContain('grows_pkey');
-    expect(text).not.toContain('Seq Scan on grows');
-  });
+  preparedPlanContract(() => db);
 
   it('a prepared write reports its errors, and many statement texts stay usable', async () => {
     await db.query('DELETE FROM t');

@@ -4,7 +4,7 @@ import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import { createDatabase, createPgClient, dropDatabase, type PgClient } from '../../src/store/pg-client.ts';
 import { SqlStore } from '../../src/store/sql-store.ts';
 import { sqlReset, sqlTamper, storeContract } from './store-suite.ts';
-import { writeAtomicContract } from './write-atomic-suite.ts';
+import { preparedPlanContract, writeAtomicContract } from './write-atomic-suite.ts';
 
 // Real PostgreSQL: each run creates (and drops) its own dispatch_test_<random> database on
 // the server of DATABASE_URL (default: the local test server). An unreachable server fails
@@ -114,33 +114,8 @@ describe('PostgreSQL specifics', () => {
       expect((await c.queryWrite<{ n: number }>('SELECT $1::int + 1 AS n', [1])).rows[0].n).toBe(2);
     });
 
-    it('keyed by primary key, keep their index plan as the table grows from a few rows', async () => {
-      // The shape of the engine's guarded updates (sql-flush.ts), first run on 20 wide rows
-      // of a table never analysed: planned from those sizes, the update would scan the table.
-      const wide = Array.from({ length: 12 }, (_, i) => `c${i} text`).join(', ');
-      await c.query(`CREATE TABLE grows (id text PRIMARY KEY, version int NOT NULL, ${wide})`);
-      const update = `UPDATE grows g SET version = t.version FROM jsonb_to_recordset($1::text::jsonb)
-          AS t(id text, version int, expect int)
-        WHERE g.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)))
-          AND g.id = t.id AND g.version = t.expect RETURNING 1`;
-      const rows = JSON.stringify([{ id: 'k-1', version: 2, expect: 1 }]);
-      await c.query("INSERT INTO grows SELECT 'first-' || i, 1 FROM generate_series(1, 20) AS i");
-      for (let i = 0; i < 8; i++) expect((await c.queryWrite(update, [rows, '["k-1"]'])).rows).toEqual([]);
-      await c.query("INSERT INTO grows SELECT 'k-' || i, 1 FROM generate_series(1, 20000) AS i");
-      expect((await c.queryWrite(update, [rows, '["k-1"]'])).rows).toEqual([{ '?column?': 1 }]);
-      // On the commit connection (writers: 1), where the statement is prepared.
-      const [{ name }] = (
-        await c.queryWrite<{ name: string }>(
-          "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%UPDATE grows%'",
-        )
-      ).rows;
-      const plan = await c.queryWrite<{ 'QUERY PLAN': string }>(
-        `EXPLAIN EXECUTE ${name}('${rows}', '["k-1"]')`,
-      );
-      const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-      expect(text).toContain('grows_pkey');
-      expect(text).not.toContain('Seq Scan on grows');
-    });
+    // On the commit connection (writers: 1), where the statement is prepared.
+    preparedPlanContract(() => c);
   });
 
   it('the database itself refuses a second active assignment for a unit', async () => {
