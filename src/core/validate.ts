@@ -75,9 +75,11 @@ function recheck(list: readonly unknown[], prev: readonly Unit[]): Unit[] | unde
     const raw = list[i];
     if (raw !== prev[i]) {
       if (changed.length * 4 > n) return undefined;
-      if (!CLEAN_FROZEN.has(raw as object) && !(isRecord(raw) && isCleanUnit(raw) && remember(raw)))
-        return undefined;
-      if (!CLEAN_FROZEN.has(raw as object)) return undefined; // clean but not frozen
+      // Wrong, or clean but not frozen: the full check names the field, or copies the unit.
+      const frozenClean =
+        CLEAN_FROZEN.has(raw as object) ||
+        (isRecord(raw) && isCleanUnit(raw) && remember(raw) && CLEAN_FROZEN.has(raw));
+      if (!frozenClean) return undefined;
       changed.push(i);
     }
     out[i] = raw as Unit;

@@ -44,7 +44,7 @@ function preparedName(text: string): string | undefined {
   return name;
 }
 
-/** Per connection, the prepared names already planned there (see runPrepared). */
+/** Per connection, the prepared names already planned there (see queuePrepared). */
 const planned = new WeakMap<pg.PoolClient, Set<string>>();
 
 /**
