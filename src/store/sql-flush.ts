@@ -186,10 +186,11 @@ export function mainStatement(p: FlushParts, withMoved: boolean): FlushStatement
       ON CONFLICT (recipient) DO UPDATE SET last_seq = recipient_seq.last_seq + EXCLUDED.last_seq
       RETURNING recipient, last_seq)`);
     // The seq of the k-th message to r in this flush: r's new last_seq − r's count + k.
+    // json, not jsonb, as the column (migration 004): the payloads are passed through as text.
     ctes.push(`ms AS (INSERT INTO messages (recipient, seq, event, payload, at)
-      SELECT t.recipient, rs.last_seq - c.n + t.k, t.event, coalesce(t.payload, 'null'::jsonb), t.at
-      FROM jsonb_to_recordset(${param(JSON.stringify(p.messages))}::text::jsonb) AS t(recipient text, k bigint,
-        event text, payload jsonb, at timestamptz)
+      SELECT t.recipient, rs.last_seq - c.n + t.k, t.event, coalesce(t.payload, 'null'::json), t.at
+      FROM json_to_recordset(${param(JSON.stringify(p.messages))}::text::json) AS t(recipient text, k bigint,
+        event text, payload json, at timestamptz)
       JOIN rs ON rs.recipient = t.recipient
       JOIN jsonb_to_recordset(${order}::text::jsonb) AS c(r text, n bigint) ON c.r = t.recipient
       RETURNING 1)`);

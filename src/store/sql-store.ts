@@ -1333,7 +1333,7 @@ export class SqlStore implements Store {
         );
         const rows = await s.q(
           `INSERT INTO messages (recipient, seq, event, payload, at)
-           VALUES ($1, $2::bigint, $3, $4::text::jsonb, $5::timestamptz) RETURNING *`,
+           VALUES ($1, $2::bigint, $3, $4::text::json, $5::timestamptz) RETURNING *`,
           [r, num(seqRows[0].last_seq), event, body, at],
         );
         out.set(r, toMessage(rows[0]));
