@@ -828,6 +828,26 @@ export function storeContract(
       expect(await store.outboxBacklog()).toBe(0);
     });
 
+    it('push log: a replayed payload is the pushed JSON as it was, key order and all', async () => {
+      // A reconnecting client must get what a live one got. jsonb would reorder the keys
+      // (shortest first) and fold duplicates; the log keeps the JSON text as pushed.
+      const payload = { zeta: 1, id: 'A-1', nested: { b: [2, null, 'ü'], a: { y: true, x: -0.5 } }, e: '' };
+      const direct = await store.pushMessage('unit:ORDER-1', 'assignment:offer', payload);
+      const [held] = await store.transaction(
+        (tx) => tx.pushMessages(['unit:ORDER-2'], 'assignment:offer', payload),
+        {
+          defer: true,
+        },
+      );
+      for (const [r, m] of [
+        ['unit:ORDER-1', direct],
+        ['unit:ORDER-2', held],
+      ] as const) {
+        const [back] = await store.messagesSince(r, 0);
+        expect(back).toEqual(m);
+        expect(JSON.stringify(back.payload)).toBe(JSON.stringify(payload));
+      }
+    });
     // ------------------------------------------------------------ push log
 
     it('push log: per-recipient gap-free sequences under concurrency; messagesSince', async () => {
