@@ -1,9 +1,10 @@
 // Intake worker: a new incident was stored (outbox `incident.created`) → the engine makes
 // sure it is mirrored, arms its arrival-target timer and asks for a decision; a reporter with
-// a callback URL is then told it was received (the webhook side records the update).
+// a callback URL is then told it was received (the webhook side records the update). The
+// engine's own intake writes this job only for such reporters (see Engine.reportIncident).
 
 import type { Engine } from '../src/engine/engine.ts';
-import { JOBS } from '../src/engine/jobs.ts';
+import { callsBack, JOBS } from '../src/engine/jobs.ts';
 import type { JobHandler } from '../src/engine/ports.ts';
 import type { Webhooks } from '../src/engine/webhooks.ts';
 
@@ -13,10 +14,8 @@ export function intakeHandlers(engine: Engine, webhooks?: Webhooks): Record<stri
       const id = requireString(data.incidentId, 'incidentId');
       await engine.onIncidentCreated(id);
       // Only a reporter with a callback URL hears back; the mirror tells without a read.
-      const cb = engine.mirror.incidents.get(id)?.payload.callback;
-      const known = engine.mirror.incidents.has(id);
-      if (webhooks && (!known || (typeof cb === 'string' && /^https?:\/\//i.test(cb))))
-        await webhooks.sync(id);
+      const inc = engine.mirror.incidents.get(id);
+      if (webhooks && (!inc || callsBack(inc.payload))) await webhooks.sync(id);
     },
   };
 }

@@ -66,7 +66,7 @@ import type {
 import { type EngineConfig, resolveConfig } from './config.ts';
 import { checkLonLat, checkText, invalidField, parseIsoTime, toApi } from './errors.ts';
 import { Exclusions } from './exclusions.ts';
-import { ackJobId, JOBS, QUEUES, targetJobId } from './jobs.ts';
+import { ackJobId, callsBack, JOBS, QUEUES, targetJobId } from './jobs.ts';
 import { checkGroupBy, liveKpis, resolveWindow } from './kpis.ts';
 import { BatchLane, type Flight, type LaneTask } from './lane.ts';
 import { Mirror, unitStatusFor } from './mirror.ts';
@@ -898,8 +898,7 @@ export class Engine implements EngineApi {
   }
 
   private notifyJob(inc: IncidentRecord, to: IncidentStatus, at: number) {
-    const cb = inc.payload.callback;
-    if (typeof cb !== 'string' || !/^https?:\/\//i.test(cb) || !NOTIFY_STATUSES.has(to)) return undefined;
+    if (!callsBack(inc.payload) || !NOTIFY_STATUSES.has(to)) return undefined;
     return { topic: 'reporter.notify', payload: { incidentId: inc.id, status: to, at } };
   }
 
@@ -1561,6 +1560,12 @@ export class Engine implements EngineApi {
       }
       const dup = this.findDuplicate(type.type, location, reportedAt);
       const actorId = actorTag(actor);
+      // The intake job's work (mirror, decision, target timer) is done by this commit and its
+      // after-hooks; a restarted engine redoes it for every open incident (start: a decision
+      // round and the sweep). So the job is written only when the reporter is to hear back by
+      // webhook: a job per incident was three queue round trips (add, take, finish) and
+      // three outbox writes for nothing.
+      const intakeJob = callsBack(payload);
       try {
         return await this.write(
           actorId,
@@ -1584,6 +1589,7 @@ export class Engine implements EngineApi {
                 eventData: { source: source ?? null },
                 // Written at commit unless it may merge into a duplicate (rolled back then).
                 writeBehind: dup === undefined,
+                ...(intakeJob ? {} : { job: false as const }),
               },
             );
             // Known at once: the next batch's work may run before this one commits (lane.ts).
@@ -1596,7 +1602,7 @@ export class Engine implements EngineApi {
               return { incident: this.incidentViewOf(cur), created: false };
             }
             if (dup) throw new MergeIntoDuplicate();
-            w.wroteOutbox = true;
+            w.wroteOutbox = intakeJob;
             w.touchedIncidents.add(r.incident.id);
             this.mirror.putIncident(r.incident);
             w.createdIncidents.add(r.incident.id);
@@ -1604,9 +1610,11 @@ export class Engine implements EngineApi {
             this.requestDecision('incident reported');
             w.after(() => {
               const id = r.incident.id;
-              this.intakeDone.add(id);
-              if (this.intakeDone.size > KNOWN_KEYS_KEEP)
-                this.intakeDone.delete(this.intakeDone.values().next().value!);
+              if (intakeJob) {
+                this.intakeDone.add(id);
+                if (this.intakeDone.size > KNOWN_KEYS_KEEP)
+                  this.intakeDone.delete(this.intakeDone.values().next().value!);
+              }
               const inc = this.mirror.incidents.get(id);
               if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
             });

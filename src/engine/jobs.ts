@@ -18,7 +18,11 @@ export interface JobRef {
 }
 
 export const JOBS = {
-  /** A new incident was stored (outbox): arm its target timer, decide. */
+  /**
+   * A new incident was stored (outbox): arm its target timer, decide, tell a webhook reporter.
+   * The engine writes it only for an incident with a webhook callback (the rest it did at
+   * commit); other writers of incidents get it by default (Store.createIncident).
+   */
   incidentCreated: { queue: QUEUES.intake, name: 'incident.created', attempts: 5 },
   /** Run one decision over all open incidents (coalesced triggers). */
   decide: { queue: QUEUES.decisions, name: 'decide', attempts: 3 },
@@ -49,6 +53,13 @@ export function emittedJobs(): Map<QueueName, Set<string>> {
   }
   return out;
 }
+
+/**
+ * Does the incident's reporter hear back by webhook (an http(s) callback URL)? Only then does
+ * its `incident.created` job have work left once the engine stored it (see reportIncident).
+ */
+export const callsBack = (payload: { readonly callback?: unknown }): boolean =>
+  typeof payload.callback === 'string' && /^https?:\/\//i.test(payload.callback);
 
 export const ackJobId = (assignmentId: string) => `ack:${assignmentId}`;
 export const targetJobId = (incidentId: string) => `target:${incidentId}`;

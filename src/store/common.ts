@@ -172,7 +172,7 @@ function eventFrom(
 
 export function incidentCreatedWrites(
   inc: IncidentRecord,
-  opts: { actor: string; at?: EpochS; audit?: boolean; job?: OutboxJob; eventData?: JsonObject },
+  opts: { actor: string; at?: EpochS; audit?: boolean; job?: OutboxJob | false; eventData?: JsonObject },
 ): SideWrites {
   const at = roundMs(opts.at ?? inc.createdAt);
   return {
@@ -199,7 +199,10 @@ export function incidentCreatedWrites(
               idempotencyKey: inc.idempotencyKey ?? null,
             },
           },
-    job: opts.job ?? { topic: INCIDENT_CREATED_TOPIC, payload: { incidentId: inc.id } },
+    job:
+      opts.job === false
+        ? undefined
+        : (opts.job ?? { topic: INCIDENT_CREATED_TOPIC, payload: { incidentId: inc.id } }),
   };
 }
 

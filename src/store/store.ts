@@ -341,7 +341,12 @@ export interface WriteOptions {
   job?: OutboxJob;
 }
 
-export interface CreateIncidentOptions extends Omit<WriteOptions, 'event'> {
+export interface CreateIncidentOptions extends Omit<WriteOptions, 'event' | 'job'> {
+  /**
+   * Outbox job written with the incident. Default `incident.created`; false: none (the caller
+   * did that job's work in the same transaction).
+   */
+  job?: OutboxJob | false;
   idempotencyKey?: string;
   /**
    * What "the same request" means for the key. Default: hash of the input without id,

@@ -276,6 +276,20 @@ export function storeContract(
       });
       expect(other.incident.id).toMatch(/^inc_/);
       expect((await store.claimOutbox(10)).map((j) => j.topic)).toEqual(['dispatch']);
+
+      // No job (the caller did its work), directly and held back to the commit.
+      const none = await store.createIncident(incidentFixture(), { actor, job: false });
+      const held = await store.transaction(
+        (tx) => tx.createIncident(incidentFixture(), { actor, job: false, writeBehind: true }),
+        { defer: true, writeBehind: true },
+      );
+      expect((await store.getIncidents([none.incident.id, held.incident.id])).map((i) => i.id)).toEqual([
+        none.incident.id,
+        held.incident.id,
+      ]);
+      // (The two claimed above are still pending: claimed, not completed.)
+      expect(await store.claimOutbox(10)).toEqual([]);
+      expect(await store.outboxBacklog()).toBe(2);
     });
 
     it('idempotency: a repeated key returns the first incident; a different body is a mismatch', async () => {

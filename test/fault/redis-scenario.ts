@@ -5,7 +5,8 @@
 //
 // The run:
 //   1. `units` units (`silent` of them never acknowledge), incidents posted open-loop at
-//      `rate`/s, ack deadlines of `ackTimeoutS`, sweep period `sweepIntervalMs` (default: the
+//      `rate`/s, each with a reporter callback to a receiver in this process (so each has an
+//      intake job: the engine writes one only for a webhook reporter), ack deadlines of `ackTimeoutS`, sweep period `sweepIntervalMs` (default: the
 //      engine's 30 s);
 //   2. after `preKillMs`, once silent units hold offers whose deadlines fall after Redis is
 //      back: the decisions queue is paused (BullMQ global pause, so the engine's next `decide`
@@ -23,6 +24,8 @@
 //        every incident accepted by a unit, no socket gap.
 
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES } from '../../src/engine/jobs.ts';
@@ -148,6 +151,14 @@ export async function runRedisRestart(o: RedisRestartOptions): Promise<RedisRest
   const specs = makeUnits(o.units, seed);
   const config = writeDistrict(dir, specs);
   const redis = await PrivateRedis.start();
+  // The reporters' webhook receiver: takes every update (their content is the webhook
+  // tests' business, test/fault/worker-crash.test.ts).
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const callback = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/reporter`;
   const svc = await makeServices(redis.url);
   const port = await freePort();
   const tk = tokens(secret);
@@ -163,6 +174,8 @@ export async function runRedisRestart(o: RedisRestartOptions): Promise<RedisRest
       // Every decision through the decisions queue, none inline in the batch that asks: the
       // decide job that must sit in Redis at the kill (step 2) then comes with any incident.
       decideInline: false,
+      callbackAllowHttp: true,
+      callbackAllowPrivate: true,
       ...(o.sweepIntervalMs !== undefined ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
     },
   });
@@ -189,6 +202,7 @@ export async function runRedisRestart(o: RedisRestartOptions): Promise<RedisRest
       await tk.dispatcher(),
       seed,
       `redis-${randomBytes(3).toString('hex')}`,
+      callback,
     );
     load = poster;
     poster.start(o.rate);
@@ -330,6 +344,8 @@ export async function runRedisRestart(o: RedisRestartOptions): Promise<RedisRest
     for (const c of clients) c.close();
     await sql.close().catch(() => {});
     await serve.stop().catch(() => {});
+    receiver.closeAllConnections();
+    await new Promise((r) => receiver.close(r));
   }
 }
 

@@ -706,22 +706,35 @@ describe('recovery, workers, callbacks', () => {
     expect((await b.engine.listAlerts(DISPATCHER)).some((x) => x.kind === 'no_ack')).toBe(true);
   });
 
-  it('the incident.created job of an incident stored here arms no timer again and asks no decision', async () => {
+  it('an incident stored here has an intake job only for a webhook reporter, which arms and decides nothing again', async () => {
     const h = await harness();
     const add = vi.spyOn(h.queue, 'add');
-    const { incident } = await h.engine.reportIncident(
-      { type: 'burglary-report', location: at(0.6) },
+    const outbox = () =>
+      [...h.db.outbox.values()].map((r) => `${r.topic}:${(r.payload as { incidentId?: string }).incidentId}`);
+    const before = outbox();
+    // A reference callback (a phone number) hears back by other means: no job.
+    const plain = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(0.6), callback: 'tel:+862012345678' },
       undefined,
       DISPATCHER,
     );
-    await offerFor(h, 'P1', incident.id);
+    await offerFor(h, 'P1', plain.incident.id);
+    const hooked = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(3.6), callback: 'https://reporter.example.com/cb' },
+      undefined,
+      DISPATCHER,
+    );
+    await offerFor(h, 'P3', hooked.incident.id);
     await quiet(h);
+    expect(outbox().filter((r) => !before.includes(r) && r.startsWith('incident.created:'))).toEqual([
+      `incident.created:${hooked.incident.id}`,
+    ]);
     const jobs = add.mock.calls.map((c) => `${c[0]}/${c[1]}/${c[3]?.jobId?.split(':')[0]}`);
-    // The relay's job ran (the queue is idle), and the only timers armed are the commit's.
+    // The relay's one job ran (the queue is idle), and the only timers armed are the commits'.
     expect(jobs.filter((j) => j.startsWith('intake/'))).toHaveLength(1);
-    expect(jobs.filter((j) => j === 'timers/target.breach/target')).toHaveLength(1);
+    expect(jobs.filter((j) => j === 'timers/target.breach/target')).toHaveLength(2);
     expect(jobs.filter((j) => j.startsWith('decisions/'))).toEqual([]);
-    expect(await h.queue.depth('timers')).toBe(2);
+    expect(await h.queue.depth('timers')).toBe(4);
   });
 
   it('the sweep re-arms a timer that went missing from the queue', async () => {
