@@ -74,112 +74,159 @@ function movedCte(rows: string, idList: string): string {
       AND a.id = t.id AND a.version = t.expect RETURNING 1`;
 }
 
+/** Reads one parameter's value from the flush's parts. */
+type Getter = (p: FlushParts) => unknown;
+
+/** A statement's text and, in placeholder order, how to read each parameter. */
+interface Shape {
+  sql: string;
+  getters: Getter[];
+}
+
+/**
+ * Built once per shape (which tables the flush writes): the text of each is a few kilobytes
+ * in a dozen CTEs, and building, hashing (its prepared name) and comparing it (the driver's
+ * prepared-statement check) per batch showed in the engine's profile. The same string object
+ * every time also makes those lookups cheap. At most 2^9 shapes.
+ */
+const shapes = new Map<number, Shape>();
+
 /**
  * The main statement. With `withMoved`, the moved assignments are written here too (safe when
  * no unit of theirs gets a new assignment in the same flush). Returns rows (k, v): 'e' / 'o'
  * → new event / outbox ids, 'm:<recipient>' → the recipient's new last seq.
  */
 export function mainStatement(p: FlushParts, withMoved: boolean): FlushStatement {
+  const has = [
+    withMoved && p.moved.length > 0,
+    p.units.length > 0,
+    p.newIncidents.length > 0,
+    p.incidents.length > 0,
+    p.created.length > 0,
+    p.events.length > 0,
+    p.outbox.length > 0,
+    p.audits.length > 0,
+    p.messages.length > 0,
+  ];
+  const key = has.reduce((k, h, i) => (h ? k | (1 << i) : k), 0);
+  let shape = shapes.get(key);
+  if (!shape) {
+    shape = shapeOf(has);
+    shapes.set(key, shape);
+  }
+  return { sql: shape.sql, params: shape.getters.map((g) => g(p)) };
+}
+
+function shapeOf([
+  moved,
+  units,
+  newIncidents,
+  incidents,
+  created,
+  events,
+  outbox,
+  audits,
+  messages,
+]: boolean[]): Shape {
   const ctes: string[] = [];
   const selects: string[] = [];
   const guards: string[] = [];
-  const params: unknown[] = [];
-  const param = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
+  const getters: Getter[] = [];
+  const param = (g: Getter) => {
+    getters.push(g);
+    return `$${getters.length}`;
   };
-  const guard = (cte: string, n: number, what: string) =>
+  const guard = (cte: string, n: Getter, what: string) =>
     guards.push(
       `WHEN (SELECT count(*) FROM ${cte}) <> ${param(n)}::bigint THEN ('${GUARD_TEXT} ${what} ' || (SELECT count(*) FROM ${cte}))::bigint`,
     );
-  if (withMoved && p.moved.length > 0) {
+  if (moved) {
     ctes.push(
       `am AS (${movedCte(
-        param(JSON.stringify(p.moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect })))),
-        param(ids(p.moved.map((g) => g.rec))),
+        param((p) => JSON.stringify(p.moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect })))),
+        param((p) => ids(p.moved.map((g) => g.rec))),
       )})`,
     );
-    guard('am', p.moved.length, 'assignment');
+    guard('am', (p) => p.moved.length, 'assignment');
   }
-  if (p.units.length > 0) {
+  if (units) {
     ctes.push(`uu AS (UPDATE units u SET department = t.department, capabilities = t.capabilities,
         home_lon = t.home_lon, home_lat = t.home_lat, home_area = t.home_area, speed_kmh = t.speed_kmh,
         turnout_s = t.turnout_s, status = t.status, pos_lon = t.pos_lon, pos_lat = t.pos_lat,
         incident_id = t.incident_id, since_at = t.since_at, payload = t.payload, version = t.version,
         updated_at = t.updated_at, role = t.role
-      FROM jsonb_to_recordset(${param(JSON.stringify(p.units.map((g) => ({ ...unitRow(g.rec), expect: g.expect }))))}::text::jsonb)
+      FROM jsonb_to_recordset(${param((p) => JSON.stringify(p.units.map((g) => ({ ...unitRow(g.rec), expect: g.expect }))))}::text::jsonb)
         AS t(${UNIT_COLUMNS})
-      WHERE u.id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param(ids(p.units.map((g) => g.rec)))}::text::jsonb)))
+      WHERE u.id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param((p) => ids(p.units.map((g) => g.rec)))}::text::jsonb)))
         AND u.id = t.id AND u.version = t.expect RETURNING 1)`);
-    guard('uu', p.units.length, 'unit');
+    guard('uu', (p) => p.units.length, 'unit');
   }
-  if (p.newIncidents.length > 0) {
+  if (newIncidents) {
     // A taken idempotency key or id inserts nothing for that row: the guard then fails.
     ctes.push(`ni AS (INSERT INTO incidents (id, idempotency_key, idempotency_fingerprint, type, priority, lon, lat,
         cell, area, status, reported_at, target_at, closed_at, payload, version, created_at, updated_at)
       SELECT id, idempotency_key, idempotency_fingerprint, type, priority, lon, lat, cell, area, status, reported_at,
         target_at, closed_at, payload, version, created_at, updated_at
-      FROM jsonb_to_recordset(${param(JSON.stringify(p.newIncidents.map(newIncidentRow)))}::text::jsonb)
+      FROM jsonb_to_recordset(${param((p) => JSON.stringify(p.newIncidents.map(newIncidentRow)))}::text::jsonb)
         AS t(${NEW_INCIDENT_COLUMNS})
       ON CONFLICT DO NOTHING RETURNING 1)`);
-    guard('ni', p.newIncidents.length, 'new incident');
+    guard('ni', (p) => p.newIncidents.length, 'new incident');
   }
-  if (p.incidents.length > 0) {
+  if (incidents) {
     ctes.push(`iu AS (UPDATE incidents i SET status = t.status, version = t.version, updated_at = t.updated_at,
         closed_at = t.closed_at
-      FROM jsonb_to_recordset(${param(JSON.stringify(p.incidents.map((g) => ({ ...incidentRow(g.rec), expect: g.expect }))))}::text::jsonb)
+      FROM jsonb_to_recordset(${param((p) => JSON.stringify(p.incidents.map((g) => ({ ...incidentRow(g.rec), expect: g.expect }))))}::text::jsonb)
         AS t(${INCIDENT_COLUMNS})
-      WHERE i.id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param(ids(p.incidents.map((g) => g.rec)))}::text::jsonb)))
+      WHERE i.id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param((p) => ids(p.incidents.map((g) => g.rec)))}::text::jsonb)))
         AND i.id = t.id AND i.version = t.expect RETURNING 1)`);
-    guard('iu', p.incidents.length, 'incident');
+    guard('iu', (p) => p.incidents.length, 'incident');
   }
-  if (p.created.length > 0) {
+  if (created) {
     ctes.push(`ai AS (INSERT INTO assignments (id, incident_id, unit_id, capability, status, offered_at,
         ack_deadline, accepted_at, en_route_at, on_scene_at, ended_at, eta_s, crosses_jurisdiction, preempted_from,
         reason, explanation, payload, version, updated_at)
       SELECT id, incident_id, unit_id, capability, status, offered_at, ack_deadline, accepted_at, en_route_at,
         on_scene_at, ended_at, eta_s, crosses_jurisdiction, preempted_from, reason, explanation, payload, version,
         updated_at
-      FROM jsonb_to_recordset(${param(JSON.stringify(p.created.map(assignmentRow)))}::text::jsonb)
+      FROM jsonb_to_recordset(${param((p) => JSON.stringify(p.created.map(assignmentRow)))}::text::jsonb)
         AS t(${ASSIGNMENT_COLUMNS})
       RETURNING 1)`);
-    guard('ai', p.created.length, 'new assignment');
+    guard('ai', (p) => p.created.length, 'new assignment');
   }
-  if (p.events.length > 0) {
+  if (events) {
     ctes.push(`ev AS (INSERT INTO events (incident_id, unit_id, assignment_id, kind, at, actor, data)
       SELECT incident_id, unit_id, assignment_id, kind, at, actor, data
-      FROM ROWS FROM (jsonb_to_recordset(${param(JSON.stringify(p.events))}::text::jsonb)
+      FROM ROWS FROM (jsonb_to_recordset(${param((p) => JSON.stringify(p.events))}::text::jsonb)
         AS (incident_id text, unit_id text, assignment_id text, kind text, at timestamptz, actor text,
         data jsonb)) WITH ORDINALITY AS t(incident_id, unit_id, assignment_id, kind, at, actor, data, ord)
       ORDER BY ord RETURNING id)`);
     selects.push(`SELECT 'e' AS k, id AS v FROM ev`);
   }
-  if (p.outbox.length > 0) {
+  if (outbox) {
     ctes.push(`ob AS (INSERT INTO outbox (topic, payload, created_at, available_at)
       SELECT topic, payload, created_at, available_at
-      FROM ROWS FROM (jsonb_to_recordset(${param(JSON.stringify(p.outbox))}::text::jsonb)
+      FROM ROWS FROM (jsonb_to_recordset(${param((p) => JSON.stringify(p.outbox))}::text::jsonb)
         AS (topic text, payload jsonb, created_at timestamptz, available_at timestamptz)) WITH ORDINALITY
         AS t(topic, payload, created_at, available_at, ord)
       ORDER BY ord RETURNING id)`);
     selects.push(`SELECT 'o' AS k, id AS v FROM ob`);
   }
-  if (p.audits.length > 0) {
-    const head = p.auditHead!;
-    const last = p.audits[p.audits.length - 1];
-    ctes.push(`ah AS (UPDATE audit_head SET last_seq = ${param(last.seq)}::bigint, last_hash = ${param(last.hash)}
-        WHERE id AND last_seq = ${param(head.seq)}::bigint AND last_hash = ${param(head.hash)} RETURNING 1)`);
+  if (audits) {
+    const last = (p: FlushParts) => p.audits[p.audits.length - 1];
+    ctes.push(`ah AS (UPDATE audit_head SET last_seq = ${param((p) => last(p).seq)}::bigint, last_hash = ${param((p) => last(p).hash)}
+        WHERE id AND last_seq = ${param((p) => p.auditHead!.seq)}::bigint AND last_hash = ${param((p) => p.auditHead!.hash)} RETURNING 1)`);
     ctes.push(`au AS (INSERT INTO audit (seq, at, actor, action, subject, data, prev_hash, hash)
       SELECT seq, at, actor, action, subject, coalesce(data, 'null'::jsonb), prev_hash, hash
-      FROM jsonb_to_recordset(${param(auditJson(p.audits))}::text::jsonb) AS t(seq bigint, at timestamptz,
+      FROM jsonb_to_recordset(${param((p) => auditJson(p.audits))}::text::jsonb) AS t(seq bigint, at timestamptz,
         actor text, action text, subject text, data jsonb, prev_hash text, hash text)
       WHERE EXISTS (SELECT 1 FROM ah) RETURNING 1)`);
     // First, so that a moved head is told apart from a stale row.
     guards.unshift(
-      `WHEN (SELECT count(*) FROM au) <> ${param(p.audits.length)}::bigint THEN ('${GUARD_TEXT} audit head ' || (SELECT count(*) FROM au))::bigint`,
+      `WHEN (SELECT count(*) FROM au) <> ${param((p) => p.audits.length)}::bigint THEN ('${GUARD_TEXT} audit head ' || (SELECT count(*) FROM au))::bigint`,
     );
   }
-  if (p.messages.length > 0) {
-    const order = param(JSON.stringify(p.counts));
+  if (messages) {
+    const order = param((p) => JSON.stringify(p.counts));
     // Counters in a fixed order (ORDER BY r), so concurrent writers cannot deadlock on them.
     ctes.push(`rs AS (INSERT INTO recipient_seq (recipient, last_seq)
       SELECT r, n FROM jsonb_to_recordset(${order}::text::jsonb) AS t(r text, n bigint) ORDER BY r
@@ -189,16 +236,16 @@ export function mainStatement(p: FlushParts, withMoved: boolean): FlushStatement
     // json, not jsonb, as the column (migration 004): the payloads are passed through as text.
     ctes.push(`ms AS (INSERT INTO messages (recipient, seq, event, payload, at)
       SELECT t.recipient, rs.last_seq - c.n + t.k, t.event, coalesce(t.payload, 'null'::json), t.at
-      FROM json_to_recordset(${param(JSON.stringify(p.messages))}::text::json) AS t(recipient text, k bigint,
+      FROM json_to_recordset(${param((p) => JSON.stringify(p.messages))}::text::json) AS t(recipient text, k bigint,
         event text, payload json, at timestamptz)
       JOIN rs ON rs.recipient = t.recipient
       JOIN jsonb_to_recordset(${order}::text::jsonb) AS c(r text, n bigint) ON c.r = t.recipient
       RETURNING 1)`);
     selects.push(`SELECT 'm:' || recipient AS k, last_seq AS v FROM rs`);
-    guard('ms', p.messages.length, 'message');
+    guard('ms', (p) => p.messages.length, 'message');
   }
   if (guards.length > 0) selects.push(`SELECT 'g' AS k, CASE ${guards.join('\n')} ELSE 0 END AS v`);
-  return { sql: `WITH ${ctes.join(',\n')}\n${selects.join(' UNION ALL ')}`, params };
+  return { sql: `WITH ${ctes.join(',\n')}\n${selects.join(' UNION ALL ')}`, getters };
 }
 
 export const auditJson = (rows: AuditRow[]): string =>
