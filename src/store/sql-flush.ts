@@ -236,7 +236,7 @@ function shapeOf([
     // json, not jsonb, as the column (migration 004): the payloads are passed through as text.
     ctes.push(`ms AS (INSERT INTO messages (recipient, seq, event, payload, at)
       SELECT t.recipient, rs.last_seq - c.n + t.k, t.event, coalesce(t.payload, 'null'::json), t.at
-      FROM json_to_recordset(${param((p) => JSON.stringify(p.messages))}::text::json) AS t(recipient text, k bigint,
+      FROM json_to_recordset(${param((p) => messagesJson(p.messages))}::text::json) AS t(recipient text, k bigint,
         event text, payload json, at timestamptz)
       JOIN rs ON rs.recipient = t.recipient
       JOIN jsonb_to_recordset(${order}::text::jsonb) AS c(r text, n bigint) ON c.r = t.recipient
@@ -246,6 +246,24 @@ function shapeOf([
   }
   if (guards.length > 0) selects.push(`SELECT 'g' AS k, CASE ${guards.join('\n')} ELSE 0 END AS v`);
   return { sql: `WITH ${ctes.join(',\n')}\n${selects.join(' UNION ALL ')}`, getters };
+}
+
+/**
+ * The messages as a JSON array, each distinct payload serialised once: a push to several
+ * recipients (a unit and the consoles) shares one payload object.
+ */
+export function messagesJson(messages: Row[]): string {
+  const done = new Map<unknown, string>();
+  let out = '';
+  for (const m of messages) {
+    let body = done.get(m.payload);
+    if (body === undefined) {
+      body = JSON.stringify(m.payload) ?? 'null';
+      done.set(m.payload, body);
+    }
+    out += `${out ? ',' : '['}{"recipient":${JSON.stringify(m.recipient)},"k":${JSON.stringify(m.k)},"event":${JSON.stringify(m.event)},"at":${JSON.stringify(m.at)},"payload":${body}}`;
+  }
+  return out ? `${out}]` : '[]';
 }
 
 export const auditJson = (rows: AuditRow[]): string =>
