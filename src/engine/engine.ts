@@ -120,6 +120,9 @@ const DEFERRED = { defer: true } as const;
 const WRITE_BEHIND = { defer: true, writeBehind: true } as const;
 const SYS_TIMERS = 'system:timers';
 const SYS_ENGINE = 'system:engine';
+/** Incident statuses that keep no arrival-target timer. */
+const TARGET_OFF: ReadonlySet<IncidentStatus> = new Set(['on_scene', 'resolved', 'closed', 'cancelled']);
+
 /** Incident statuses a reporter callback hears about. */
 const NOTIFY_STATUSES: ReadonlySet<IncidentStatus> = new Set([
   'assigned',
@@ -816,7 +819,10 @@ export class Engine implements EngineApi {
       );
     }
     w.push([CONSOLES, unitRoom(rec.unitId)], 'assignment:updated', () => assignmentView(rec));
-    if (rec.status !== 'offered') {
+    // The deadline exists while the offer is open: removed once, as it is answered. (A remove
+    // per later step cost a Redis script each; a deadline left behind by a failed remove fires
+    // and finds the offer answered.)
+    if (a.status === 'offered' && rec.status !== 'offered') {
       w.after(() => this.disarm(ackJobId(rec.id)));
     }
     return rec;
@@ -891,7 +897,9 @@ export class Engine implements EngineApi {
       this.closedViews.set(rec.id, rec);
       w.after(() => this.closedViews.delete(rec.id));
     }
-    if (to === 'on_scene' || to === 'resolved' || to === 'closed' || to === 'cancelled') {
+    // Removed once, as the incident leaves the statuses that keep a target timer (see
+    // needsTargetTimer); one left behind by a failed remove fires and finds it on scene or done.
+    if (TARGET_OFF.has(to) && !TARGET_OFF.has(inc.status)) {
       w.after(() => this.disarm(targetJobId(rec.id)));
     }
     return rec;

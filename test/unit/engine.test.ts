@@ -737,6 +737,30 @@ describe('recovery, workers, callbacks', () => {
     expect(await h.queue.depth('timers')).toBe(4);
   });
 
+  it('removes each timer once, as its offer is answered and as its incident is reached', async () => {
+    const h = await harness();
+    const remove = vi.spyOn(h.queue, 'remove');
+    const { incident } = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(0.6) },
+      undefined,
+      DISPATCHER,
+    );
+    const offer = await offerFor(h, 'P1', incident.id);
+    await quiet(h);
+    expect(await h.queue.depth('timers')).toBe(2);
+    await h.engine.acknowledge(offer.id, true, unit('P1'));
+    await h.engine.reportStatus('P1', 'en_route', unit('P1'), incident.id);
+    await h.engine.reportStatus('P1', 'on_scene', unit('P1'));
+    await h.engine.reportStatus('P1', 'available', unit('P1'));
+    await quiet(h);
+    expect((await h.engine.getIncident(incident.id, DISPATCHER)).status).toBe('resolved');
+    expect(remove.mock.calls.map((c) => `${c[0]}/${c[1]}`)).toEqual([
+      `timers/ack:${offer.id}`,
+      `timers/target:${incident.id}`,
+    ]);
+    expect(await h.queue.depth('timers')).toBe(0);
+  });
+
   it('the sweep re-arms a timer that went missing from the queue', async () => {
     const h = await harness();
     const { incident } = await h.engine.reportIncident(
