@@ -138,6 +138,16 @@ async function offerFor(h: Harness, unitId: string, incidentId: string): Promise
   return o.assignment;
 }
 
+/** A burglary reported near P1, and the offer it gets. */
+async function burglaryOffered(h: Harness) {
+  const { incident } = await h.engine.reportIncident(
+    { type: 'burglary-report', location: at(0.6) },
+    undefined,
+    DISPATCHER,
+  );
+  return { incident, offer: await offerFor(h, 'P1', incident.id) };
+}
+
 async function expectApiError(p: Promise<unknown>, code: string): Promise<ApiError> {
   try {
     await p;
@@ -309,12 +319,7 @@ describe('reporting and offering', () => {
 describe('the closed loop', () => {
   it('runs the lifecycle: accept, en route, on scene, available, close', async () => {
     const h = await harness();
-    const { incident } = await h.engine.reportIncident(
-      { type: 'burglary-report', location: at(0.6) },
-      undefined,
-      DISPATCHER,
-    );
-    const offer = await offerFor(h, 'P1', incident.id);
+    const { incident, offer } = await burglaryOffered(h);
     const accepted = await h.engine.acknowledge(offer.id, true, unit('P1'));
     expect(accepted.status).toBe('accepted');
     // A repeated accept (a client retry) is answered with the same state.
@@ -740,12 +745,7 @@ describe('recovery, workers, callbacks', () => {
   it('removes each timer once, as its offer is answered and as its incident is reached', async () => {
     const h = await harness();
     const remove = vi.spyOn(h.queue, 'remove');
-    const { incident } = await h.engine.reportIncident(
-      { type: 'burglary-report', location: at(0.6) },
-      undefined,
-      DISPATCHER,
-    );
-    const offer = await offerFor(h, 'P1', incident.id);
+    const { incident, offer } = await burglaryOffered(h);
     await quiet(h);
     expect(await h.queue.depth('timers')).toBe(2);
     await h.engine.acknowledge(offer.id, true, unit('P1'));
@@ -763,12 +763,7 @@ describe('recovery, workers, callbacks', () => {
 
   it('the sweep re-arms a timer that went missing from the queue', async () => {
     const h = await harness();
-    const { incident } = await h.engine.reportIncident(
-      { type: 'burglary-report', location: at(0.6) },
-      undefined,
-      DISPATCHER,
-    );
-    const offer = await offerFor(h, 'P1', incident.id);
+    const { incident, offer } = await burglaryOffered(h);
     await quiet(h);
     expect(await h.queue.depth('timers')).toBe(2); // the offer's ack deadline and the incident's target
     await h.queue.remove('timers', `ack:${offer.id}`);
