@@ -221,8 +221,9 @@ export class Engine implements EngineApi {
   /** Idempotency keys of incidents this engine stored (most recent KNOWN_KEYS_KEEP). */
   private readonly knownKeys = new Map<string, { incidentId: string; fingerprint: string }>();
   /**
-   * Incidents this engine stored, whose decision it asked for and whose target timer it armed
-   * after the commit: their `incident.created` job has nothing left to do (onIncidentCreated).
+   * Incidents this engine stored with a webhook reporter (only those get an `incident.created`
+   * job), whose decision it asked for and whose target timer it armed after the commit: their
+   * job has only the webhook left to do (onIncidentCreated, workers/intake.ts).
    * Insertion order; the oldest go past KNOWN_KEYS_KEEP (the job then does it all again).
    */
   private readonly intakeDone = new Set<string>();

@@ -48,19 +48,20 @@ export interface FlushStatement {
 
 const ids = (xs: { id: string }[]) => JSON.stringify(xs.map((x) => x.id));
 
+/** The moved assignments as the guarded update reads them: their rows and expected versions. */
+const movedJson = (moved: Guarded<AssignmentRecord>[]) =>
+  JSON.stringify(moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect })));
+
 /** Assignments that end or move, alone: before a new assignment of the same unit is inserted. */
 export function movedStatement(moved: Guarded<AssignmentRecord>[]): FlushStatement {
-  return {
-    sql: `WITH am AS (${movedCte('$1', '$2')})
+  // One text, built once (as mainStatement's shapes).
+  movedSql ??= `WITH am AS (${movedCte('$1', '$2')})
       SELECT CASE WHEN (SELECT count(*) FROM am) <> $3::bigint
-        THEN ('${GUARD_TEXT} assignment ' || (SELECT count(*) FROM am))::bigint ELSE 0 END AS g`,
-    params: [
-      JSON.stringify(moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect }))),
-      ids(moved.map((g) => g.rec)),
-      moved.length,
-    ],
-  };
+        THEN ('${GUARD_TEXT} assignment ' || (SELECT count(*) FROM am))::bigint ELSE 0 END AS g`;
+  return { sql: movedSql, params: [movedJson(moved), ids(moved.map((g) => g.rec)), moved.length] };
 }
+
+let movedSql: string | undefined;
 
 // Each guarded update names its ids in an array too, so the planner takes the primary key (the
 // recordset's size is unknown to it and the tables only grow: a hash join would scan them).
@@ -143,7 +144,7 @@ function shapeOf([
   if (moved) {
     ctes.push(
       `am AS (${movedCte(
-        param((p) => JSON.stringify(p.moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect })))),
+        param((p) => movedJson(p.moved)),
         param((p) => ids(p.moved.map((g) => g.rec))),
       )})`,
     );
