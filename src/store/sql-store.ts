@@ -1189,11 +1189,17 @@ export class SqlStore implements Store {
       where.push(`id > $${params.length}::bigint`);
     }
     params.push(clampLimit(filter.limit, 1000, 100_000));
-    const rows = await this.q(
-      `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`,
-      params,
-    );
-    return rows.map(toEvent);
+    const select = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`;
+    if (this.kind === 'pglite') {
+      // One JSON text, as loadSnapshot: PGlite decodes rows in its thread, where a read holds
+      // up the engine's commits; 500 events took 6–8 ms as rows, 3.5 ms as one text.
+      const [{ j }] = await this.q<{ j: string }>(
+        `SELECT coalesce(json_agg(e ORDER BY e.id), '[]')::text AS j FROM (${select}) e`,
+        params,
+      );
+      return (JSON.parse(j) as Row[]).map(toEvent);
+    }
+    return (await this.q(select, params)).map(toEvent);
   }
 
   // ------------------------------------------------------------ outbox
