@@ -51,6 +51,7 @@ import type {
   MessageRecord,
   Store,
   UnitRecord,
+  WriteLink,
 } from '../store/store.ts';
 import { actorTag, requireActFor, requireOperator, requireRole } from './access.ts';
 import { ALERT_LEDGER, AlertBook, alertView, makeAlert, type NewAlert } from './alerts.ts';
@@ -172,6 +173,8 @@ interface Batch {
   decide?: boolean;
   /** A decision round already ran in this batch. */
   decided?: boolean;
+  /** Its commit as sent, for the next batch's to be pipelined behind (TransactionOptions.link). */
+  link: WriteLink;
 }
 
 export class Engine implements EngineApi {
@@ -244,7 +247,7 @@ export class Engine implements EngineApi {
     this.store = deps.store;
     this.lane = new BatchLane<BatchFlight>({
       work: (tasks, prev) => this.workBatch(tasks, prev),
-      settle: (f, next) => this.settleBatch(f, next),
+      settle: (f, later) => this.settleBatch(f, later),
     });
     this.queue = deps.queue;
     this.publisher = deps.publisher;
@@ -420,7 +423,7 @@ export class Engine implements EngineApi {
     safe = false,
   ): Promise<BatchFlight> {
     const t0 = performance.now();
-    const batch: Batch = { safe, works: [], failed: [], poisoned: false };
+    const batch: Batch = { safe, works: [], failed: [], poisoned: false, link: {} };
     // The transaction opens at the first write, so a batch of reads costs no round trip.
     let settle!: (commit: boolean | Promise<boolean>) => void;
     const decided = new Promise<boolean>((r) => {
@@ -436,7 +439,11 @@ export class Engine implements EngineApi {
             resolve(tx);
             if (!(await decided)) throw new BatchPoisoned();
           },
-          { ...(safe ? DEFERRED : WRITE_BEHIND), ...(prev ? { after: prev.committed } : {}) },
+          {
+            ...(safe ? DEFERRED : WRITE_BEHIND),
+            link: batch.link,
+            ...(prev ? { after: prev.committed, afterLink: prev.batch.link } : {}),
+          },
         );
         committed.catch(reject);
       });
@@ -476,8 +483,9 @@ export class Engine implements EngineApi {
       this.batch = undefined;
     }
     const go = failure === undefined;
-    // Commit only once the batch in flight has: should it fail, this one rolls back too.
-    settle(prev ? prev.committed.then((ok) => ok && go) : go);
+    // Commit only once the batch in flight has: should it fail, this one rolls back too. A
+    // store that checks `after` itself may send this commit before that one answered.
+    settle(prev && !this.store.checksAfter ? prev.committed.then((ok) => ok && go) : go);
     const t1 = performance.now();
     const timing: BatchTiming = { tasks: tasks.length, workMs: t1 - t0, commitMs: 0, totalMs: 0, busyMs: 0 };
     const flight: BatchFlight = {
@@ -487,7 +495,8 @@ export class Engine implements EngineApi {
       t0,
       failure,
       overlappable: go && !safe && this.config.overlapCommits,
-      committed: Promise.resolve(go),
+      // Without a transaction of its own it holds if the batch under it does.
+      committed: prev ? prev.committed.then((ok) => ok && go) : Promise.resolve(go),
     };
     if (committed) {
       // Published the moment the commit answers, not when the lane settles the batch: that
@@ -516,36 +525,38 @@ export class Engine implements EngineApi {
 
   /**
    * Waits for a batch's commit (its changes were published when it answered: workBatch).
-   * A failed batch is undone (with `next`, the batch that ran on top of it, first); the mirror
-   * re-reads what they touched, and the tasks run again with a savepoint per change, so that
-   * only a failing change fails — as if each had its own transaction. False when `next` was
-   * undone and must run again.
+   * A failed batch is undone (with `later`, the batches that ran on top of it, first, newest
+   * first); the mirror re-reads what they touched, and the tasks run again with a savepoint
+   * per change, so that only a failing change fails — as if each had its own transaction.
+   * False when `later` were undone and must run again.
    */
-  private async settleBatch(f: BatchFlight, next: BatchFlight | undefined): Promise<boolean> {
+  private async settleBatch(f: BatchFlight, later: BatchFlight[]): Promise<boolean> {
     const ok = await f.committed;
     try {
       if (ok) return true;
-      if (next) {
+      if (later.length > 0) {
         this.undoneOver++;
-        await next.committed;
-        for (const w of [...next.batch.works, ...next.batch.failed].reverse()) this.undoWork(w);
+        // Each fails (it follows this one): settled, with nothing written.
+        for (const n of later) await n.committed;
+        for (const n of [...later].reverse())
+          for (const w of [...n.batch.works, ...n.batch.failed].reverse()) this.undoWork(w);
       }
       for (const w of [...f.batch.works, ...f.batch.failed].reverse()) this.undoWork(w);
-      for (const b of next ? [f.batch, next.batch] : [f.batch])
+      for (const b of [f.batch, ...later.map((n) => n.batch)])
         for (const w of [...b.works, ...b.failed]) await this.resync(w);
       if (!f.batch.safe) {
         // Fast path: a stale copy, a violated constraint, a change failing mid-write: run the
         // tasks again, each change on its own (savepoints, immediate writes).
         this.slowBatches++;
         for (const t of f.tasks) t.outcome = undefined;
-        await this.settleBatch(await this.workBatch(f.tasks, undefined, true), undefined);
+        await this.settleBatch(await this.workBatch(f.tasks, undefined, true), []);
       } else {
         // The commit itself failed (the database is down…): every change of the batch is
         // lost, so every caller hears it.
         const error = toApi(f.failure);
         for (const t of f.tasks) t.outcome = { ok: false, error };
       }
-      return next === undefined;
+      return later.length === 0;
     } finally {
       const end = performance.now();
       const t = f.timing;

@@ -8,10 +8,11 @@
 // (BEGIN, COMMIT, the side rows' inserts, the fsync) is paid once for all of them.
 //
 // Pipelining: while batch n's commit is in flight (in the database, off this thread), the
-// work of batch n+1 (the tasks that waited for n) runs on top of n's changes. n+1's writes go
-// to the store only after n's commit succeeded. Should n fail, n+1 is undone first and runs
-// again after n has been dealt with. At most two batches are alive at once. A batch's callers
-// hear their outcomes as soon as its commit holds (Flight.committed).
+// work of batch n+1 runs on top of n's changes, and so on up to `depth` batches alive. Each
+// batch's writes follow the one before (held back until it committed, or sent at once to a
+// database that runs them only if it held: TransactionOptions.afterLink). Should n fail, the
+// batches over it are undone first, newest first, and run again after n has been dealt with.
+// A batch's callers hear their outcomes as soon as its commit holds (Flight.committed).
 
 export interface LaneTask {
   readonly fn: () => Promise<unknown>;
@@ -38,10 +39,10 @@ export interface BatchRunner<F extends Flight = Flight> {
   work(tasks: LaneTask[], prev: F | undefined): Promise<F>;
   /**
    * Waits for the batch's commit and completes it: every task's outcome set, the changes
-   * published. `next`: the batch whose work ran on top of this one. Returns false when
-   * `next` was undone (this one failed) and its tasks must run again.
+   * published. `later`: the batches whose work ran on top of this one, oldest first. Returns
+   * false when they were undone (this one failed) and their tasks must run again.
    */
-  settle(flight: F, next: F | undefined): Promise<boolean>;
+  settle(flight: F, later: F[]): Promise<boolean>;
 }
 
 interface Pending extends LaneTask {
@@ -59,11 +60,14 @@ export class BatchLane<F extends Flight = Flight> {
   private readonly queue: Pending[] = [];
   private active: Promise<void> | undefined;
   private pending = 0;
+  private wake?: () => void;
 
   constructor(
     private readonly runner: BatchRunner<F>,
     /** Most tasks in one batch (bounds one transaction's size and its callers' wait). */
     private readonly maxBatch = 64,
+    /** Most batches alive at once: one working, the others' commits in flight. */
+    private readonly depth = 2,
   ) {}
 
   run<T>(fn: () => Promise<T>): Promise<T> {
@@ -71,6 +75,9 @@ export class BatchLane<F extends Flight = Flight> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.active) this.active = this.loop();
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.();
     });
   }
 
@@ -91,37 +98,55 @@ export class BatchLane<F extends Flight = Flight> {
   private async loop(): Promise<void> {
     // Let the submitter's synchronous siblings join the first batch.
     await Promise.resolve();
-    let prev: Running<F> | undefined;
+    /** Batches whose work ran and whose commit is in flight, oldest first. */
+    const flying: Running<F>[] = [];
     for (;;) {
-      if (!prev?.flight) {
-        if (prev) this.finish(prev);
-        if (this.queue.length === 0) break;
-        prev = await this.work(this.queue.splice(0, this.maxBatch), undefined);
+      const newest = flying.at(-1);
+      // Another batch may start over the newest while its commit is in flight.
+      const room = !newest || (newest.flight?.overlappable === true && flying.length < this.depth);
+      if (this.queue.length > 0 && room) {
+        const r = await this.work(this.queue.splice(0, this.maxBatch), newest?.flight);
+        if (r.flight) flying.push(r);
+        else this.finish(r);
         continue;
       }
-      const flight = prev.flight;
-      // Only tasks already waiting start a batch over a commit in flight: one started by the
-      // first arrival would be small, and each batch costs a decision round and a commit.
-      let cur: Running<F> | undefined;
-      if (flight.overlappable && this.queue.length > 0)
-        cur = await this.work(this.queue.splice(0, this.maxBatch), flight);
+      const oldest = flying[0];
+      if (!oldest?.flight) break;
+      if (room && oldest.flight.committed) {
+        // Nothing waits yet: the first task to arrive before the oldest commit answers starts
+        // the next batch (waiting for that answer left the database idle while the next batch
+        // worked: the two threads took turns instead of overlapping).
+        if ((await Promise.race([oldest.flight.committed.then(() => false), this.arrival()])) === true)
+          continue;
+      }
+      flying.shift();
+      const later = flying.map((r) => r.flight!);
       let keep = true;
       try {
-        keep = await this.runner.settle(flight, cur?.flight);
+        keep = await this.runner.settle(oldest.flight, later);
       } catch (err) {
-        for (const t of prev.tasks) t.outcome ??= { ok: false, error: err };
+        for (const t of oldest.tasks) t.outcome ??= { ok: false, error: err };
         keep = false;
       }
-      this.finish(prev);
-      if (cur && !keep) {
-        cur.finished = true; // its tasks are finished by the batch they run in next
-        for (const t of cur.tasks) t.outcome = undefined;
-        this.queue.unshift(...cur.tasks);
-        cur = undefined;
+      this.finish(oldest);
+      if (!keep) {
+        // Their tasks are finished by the batches they run in next, first in the queue.
+        const again = flying.splice(0).flatMap((r) => {
+          r.finished = true;
+          return r.tasks;
+        });
+        for (const t of again) t.outcome = undefined;
+        this.queue.unshift(...again);
       }
-      prev = cur;
     }
     this.active = undefined;
+  }
+
+  /** Resolves true at the next run(), once the submitter's synchronous siblings joined it. */
+  private arrival(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.wake = () => queueMicrotask(() => resolve(true));
+    });
   }
 
   /** Tells the batch's callers their outcomes (once). */

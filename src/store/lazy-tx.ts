@@ -5,8 +5,16 @@
 // client can (aloneMany). Anything else begins a real transaction first.
 
 import type { QueryResult, SqlClient, Statement } from './sql-client.ts';
+import type { WriteLink } from './store.ts';
 
 class Rollback extends Error {}
+
+/** The transaction this one was to follow did not hold (TransactionOptions.afterLink). */
+export class PreviousFailed extends Error {
+  constructor() {
+    super('the transaction this one follows did not commit');
+  }
+}
 
 export class LazyTx implements SqlClient {
   readonly inTransaction = true;
@@ -17,8 +25,12 @@ export class LazyTx implements SqlClient {
 
   constructor(
     private readonly root: SqlClient,
-    /** Nothing is sent before this settles (TransactionOptions.after). */
+    /** Nothing is sent before this settles (TransactionOptions.after)… */
     private readonly after?: Promise<unknown>,
+    /** …but the final write, pipelined behind this one's (TransactionOptions.afterLink). */
+    private readonly afterLink?: WriteLink,
+    /** Where this one's final write is recorded. */
+    private readonly link?: WriteLink,
   ) {
     this.dialect = root.dialect;
   }
@@ -35,6 +47,28 @@ export class LazyTx implements SqlClient {
   /** Resolves once `after` settled: from then on statements go out. */
   async ready(): Promise<void> {
     if (this.after) await this.after.catch(() => {});
+  }
+
+  /**
+   * Before the final write: ready(), or nothing when that write will be pipelined behind the
+   * previous one, still unanswered. Fails when the previous one did not hold.
+   */
+  async beforeFinal(): Promise<void> {
+    if (this.pipelinesBehind() === undefined) await this.previous();
+  }
+
+  /** ready(); fails when the previous transaction did not hold (with `afterLink`). */
+  private async previous(): Promise<void> {
+    if (!this.after) return;
+    const held = await this.after.catch(() => false);
+    if (this.afterLink && held === false) throw new PreviousFailed();
+  }
+
+  /** The previous write's ticket when the final write may go out behind it now. */
+  private pipelinesBehind(): number | undefined {
+    const prev = this.afterLink;
+    if (this.begun || !this.link || !this.root.writePipelined || prev?.answered !== false) return undefined;
+    return prev.ticket;
   }
 
   private open(): Promise<SqlClient> {
@@ -78,6 +112,23 @@ export class LazyTx implements SqlClient {
    * need be).
    */
   async aloneMany(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]> {
+    if (!this.begun && this.link && this.root.writePipelined) {
+      const ifOk = this.pipelinesBehind();
+      if (ifOk === undefined) await this.previous();
+      const sent = this.root.writePipelined(statements, ifOk);
+      if (sent) {
+        const link = this.link;
+        link.ticket = sent.ticket;
+        link.answered = false;
+        const answered = () => {
+          link.answered = true;
+        };
+        sent.result.then(answered, answered);
+        return sent.result;
+      }
+      // A transaction of several messages is open: the usual way, once the previous answered.
+      if (ifOk !== undefined) await this.previous();
+    }
     if (statements.length === 1 && !this.begun)
       return [await this.alone(statements[0].text, statements[0].params)];
     if (this.atomicAlone) {

@@ -68,6 +68,15 @@ class Channel {
     return this.post({ op: 'atomic', statements, urgent });
   }
 
+  /** An atomic write whose outcome the worker keeps; with `ifOk`, run only if that one held. */
+  sendTracked(
+    statements: readonly Statement[],
+    ifOk: number | undefined,
+  ): { id: number; reply: Promise<Reply> } {
+    const id = this.next;
+    return { id, reply: this.post({ op: 'atomic', statements, urgent: true, track: true, ifOk }) };
+  }
+
   private post(msg: Record<string, unknown>): Promise<Reply> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
@@ -236,6 +245,21 @@ export class PgliteThreadClient implements SqlClient {
       const r = await this.ch.sendAtomic(statements, true);
       return (r.results ?? []).map((x) => result<Record<string, unknown>>(x));
     });
+  }
+
+  writePipelined(
+    statements: readonly Statement[],
+    ifOk: number | undefined,
+  ): { ticket: number; result: Promise<QueryResult<Record<string, unknown>>[]> } | undefined {
+    if (this.transactions > 0) return undefined;
+    let ticket = 0;
+    // single() runs this at once (no transaction is open): the message is out on return.
+    const out = this.single(() => {
+      const sent = this.ch.sendTracked(statements, ifOk);
+      ticket = sent.id;
+      return sent.reply.then((r) => (r.results ?? []).map((x) => result<Record<string, unknown>>(x)));
+    });
+    return { ticket, result: out };
   }
 
   exec(script: string): Promise<void> {

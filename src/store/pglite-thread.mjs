@@ -4,8 +4,10 @@
 // TypeScript loader. Protocol (structured clone): { id, op: 'query' | 'exec' | 'close', sql,
 // params, prepare?, urgent? } → { id, rows, affectedRows }; { id, op: 'atomic', statements:
 // [{ text, params, prepare? }], urgent? } → { id, results: [{ rows, affectedRows }] }; or { id,
-// error: { message, code } }. `prepare`: a statement whose text comes back often (the engine's
-// commit) is kept prepared, see run(). `urgent`: see pump().
+// error: { message, code } }. An atomic message may carry `track` (its outcome is kept) and
+// `ifOk` (the id of a tracked one: run only if that held, see handle()). `prepare`: a
+// statement whose text comes back often (the engine's commit) is kept prepared, see run().
+// `urgent`: see pump().
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -89,21 +91,49 @@ async function pump() {
   pumping = false;
 }
 
+/**
+ * Outcomes of the pipelined writes (`track`), by message id: a write sent with `ifOk` runs
+ * only if that one held. Urgent messages run in the order sent, so it was answered already;
+ * only the last few are kept.
+ */
+const outcomes = new Map();
+
 async function handle(msg) {
+  if (msg.ifOk !== undefined && outcomes.get(msg.ifOk) !== true) {
+    parentPort.postMessage({
+      id: msg.id,
+      error: { message: `pipelined write skipped: write ${msg.ifOk} before it did not hold`, code: 'DSKIP' },
+    });
+    if (msg.track) remember(msg.id, false);
+    return;
+  }
+  const ok = await handle1(msg);
+  if (msg.track) remember(msg.id, ok);
+}
+
+function remember(id, ok) {
+  outcomes.set(id, ok);
+  if (outcomes.size > 64) outcomes.delete(outcomes.keys().next().value);
+}
+
+/** Runs one message and answers it; true if it held. */
+async function handle1(msg) {
   try {
     if (msg.op === 'query') {
       const res = await run(db, msg.sql, msg.params, msg.prepare);
       parentPort.postMessage({ id: msg.id, rows: res.rows, affectedRows: res.affectedRows ?? 0 });
     } else if (msg.op === 'atomic') {
       // One transaction, one message: the statements of a write that must commit together.
-      const results = await db.transaction(async (tx) => {
+      // One statement commits on its own: no BEGIN and COMMIT (each a query of its own here).
+      const runAll = async (q) => {
         const out = [];
         for (const st of msg.statements) {
-          const res = await run(tx, st.text, st.params, st.prepare);
+          const res = await run(q, st.text, st.params, st.prepare);
           out.push({ rows: res.rows, affectedRows: res.affectedRows ?? 0 });
         }
         return out;
-      });
+      };
+      const results = msg.statements.length === 1 ? await runAll(db) : await db.transaction(runAll);
       parentPort.postMessage({ id: msg.id, results });
     } else if (msg.op === 'exec') {
       await db.exec(msg.sql);
@@ -114,6 +144,7 @@ async function handle(msg) {
     } else {
       throw new Error(`pglite-thread: unknown op ${msg.op}`);
     }
+    return true;
   } catch (err) {
     parentPort.postMessage({
       id: msg.id,
@@ -123,6 +154,7 @@ async function handle(msg) {
         constraint: typeof err?.constraint === 'string' ? err.constraint : undefined,
       },
     });
+    return false;
   }
 }
 parentPort.postMessage({ ready: true });

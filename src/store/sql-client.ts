@@ -44,6 +44,18 @@ export interface SqlClient {
    * caller opens a transaction.
    */
   writeAtomic?(statements: readonly Statement[]): Promise<QueryResult<Record<string, unknown>>[]>;
+  /**
+   * writeAtomic, pipelined: the message goes out now and gets a ticket; with `ifOk`, the ticket
+   * of an earlier such message, the database runs it only if that one held (else it fails
+   * with code SKIPPED_WRITE, writing nothing). So the next commit waits in the database, not
+   * for this thread to hear the last one's answer. Only where the adapter runs messages one at
+   * a time in the order sent (PGlite's thread); undefined when it cannot send now (a
+   * transaction of several messages is open).
+   */
+  writePipelined?(
+    statements: readonly Statement[],
+    ifOk: number | undefined,
+  ): { ticket: number; result: Promise<QueryResult<Record<string, unknown>>[]> } | undefined;
   /** A multi-statement script without parameters (migrations). */
   exec(script: string): Promise<void>;
   /**
@@ -54,6 +66,9 @@ export interface SqlClient {
   /** Closes the pool / database. Not allowed on a transaction client. */
   close(): Promise<void>;
 }
+
+/** The code of a pipelined write skipped because the one before it failed (writePipelined). */
+export const SKIPPED_WRITE = 'DSKIP';
 
 /** SQLSTATE of a driver error (pg and PGlite both expose `code`). */
 export function sqlState(err: unknown): string | undefined {

@@ -259,6 +259,7 @@ export interface SqlStoreOptions extends StoreOptions {
 
 export class SqlStore implements Store {
   readonly kind: 'pglite' | 'postgres';
+  readonly checksAfter = true;
   private readonly now: () => EpochS;
 
   constructor(
@@ -300,13 +301,14 @@ export class SqlStore implements Store {
     if (!opts.defer) return this.client.transaction((tx) => fn(this.bind(tx)));
     // Deferred: the transaction begins at its first statement, and a batch that sends only
     // its final write goes out as that one statement (see lazy-tx.ts).
-    const lazy = new LazyTx(this.client, opts.after);
+    const lazy = new LazyTx(this.client, opts.after, opts.afterLink, opts.link);
     const s = this.bind(lazy, new Deferred(opts.writeBehind === true));
     let out: T;
     try {
       out = await fn(s);
-      // The audit head guessed at the flush is then the one the transaction before wrote.
-      await lazy.ready();
+      // The audit head guessed at the flush is then the one the transaction before wrote (or
+      // sent, when this write is pipelined behind it).
+      await lazy.beforeFinal();
       await s.flushDeferred(true);
     } catch (err) {
       await lazy.end(false).catch(() => {});
@@ -393,13 +395,18 @@ export class SqlStore implements Store {
         // With a clash the ended assignments go first, so that the unit's new one never meets
         // its old one still active in the one-active-per-unit index; both in one message when
         // they can (a unit freed and offered again in one batch is common under load).
-        out = await send(
-          clash
-            ? [statement(movedStatement(moved)), statement(mainStatement(parts, false))]
-            : [statement(mainStatement(parts, true))],
-        );
+        const statements = clash
+          ? [statement(movedStatement(moved)), statement(mainStatement(parts, false))]
+          : [statement(mainStatement(parts, true))];
+        // The head this write leaves, for a next write pipelined behind it to chain onto.
+        if (parts.audits.length > 0) {
+          const last = parts.audits[parts.audits.length - 1];
+          this.shared.auditHead = { seq: last.seq, hash: last.hash };
+        }
+        out = await send(statements);
         break;
       } catch (err) {
+        this.shared.auditHead = undefined;
         // A moved audit head, found by a statement that ran alone (so nothing was written):
         // read the real head and go again inside a transaction.
         if (err instanceof GuardFailed && err.what === 'audit head' && attempt === 0 && !lazy?.begun) {
@@ -437,10 +444,6 @@ export class SqlStore implements Store {
       const seq = next.get(m.rec.recipient)!;
       next.set(m.rec.recipient, seq + 1);
       m.rec.seq = seq;
-    }
-    if (d.audits.length > 0) {
-      const last = d.audits[d.audits.length - 1].rec;
-      this.shared.auditHead = { seq: last.seq, hash: last.hash };
     }
     d.clear();
   }

@@ -404,12 +404,34 @@ export interface TransactionOptions {
    * waits for it, and so sees what that commit wrote.
    */
   after?: Promise<unknown>;
+  /** Records the write this transaction sends on its own, for the next one's `afterLink`. */
+  link?: WriteLink;
+  /**
+   * With `after` (then resolving to whether the previous transaction held): that one's link.
+   * On a store that `checksAfter`, this transaction fails, writing nothing, when `after`
+   * resolves false; and where the client pipelines (SqlClient.writePipelined) its final write
+   * goes out before the previous one answered, for the database to run only if that held.
+   */
+  afterLink?: WriteLink;
+}
+
+/** A transaction's write sent on its own (TransactionOptions.link). */
+export interface WriteLink {
+  /** The client's ticket, once the write is out (SqlClient.writePipelined). */
+  ticket?: number;
+  /** Set once its answer came. */
+  answered?: boolean;
 }
 
 // ---------------------------------------------------------------- the port
 
 export interface Store {
   readonly kind: 'memory' | 'pglite' | 'postgres';
+  /**
+   * A transaction given `after` and `afterLink` fails, writing nothing, when `after` resolves
+   * false: its caller need not hold it back until then (TransactionOptions.afterLink).
+   */
+  readonly checksAfter?: boolean;
 
   /**
    * Runs `fn` atomically: every write through `tx` commits together or not at all. A

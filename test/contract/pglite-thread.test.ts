@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgliteThreadClient } from '../../src/store/pglite-thread-client.ts';
+import { SKIPPED_WRITE } from '../../src/store/sql-client.ts';
 import { preparedPlanContract, writeAtomicContract } from './write-atomic-suite.ts';
 
 let db: PgliteThreadClient;
@@ -96,6 +97,46 @@ describe('PGlite worker-thread client', () => {
     release();
     await tx;
     expect((await write).rows).toEqual([{ v: 'committed' }]);
+  });
+
+  it('a pipelined write runs only if the one it follows held, all sent before any answer', async () => {
+    await db.query('DELETE FROM t');
+    await db.query("INSERT INTO t (id, v) VALUES (1, 'a')");
+    const put = (id: number, ifOk: number | undefined) =>
+      db.writePipelined!([{ text: `INSERT INTO t (id, v) VALUES (${id}, 'p')` }], ifOk)!;
+    // A duplicate key fails the first; the two behind it, in a chain, are skipped.
+    const a = put(1, undefined);
+    const b = put(2, a.ticket);
+    const c = put(3, b.ticket);
+    // One that holds lets the one behind it run.
+    const d = put(4, undefined);
+    const e = put(5, d.ticket);
+    const out = await Promise.allSettled([a.result, b.result, c.result, d.result, e.result]);
+    expect(out.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok'))).toEqual([
+      '23505',
+      SKIPPED_WRITE,
+      SKIPPED_WRITE,
+      'ok',
+      'ok',
+    ]);
+    const rows = await db.query<{ id: number }>('SELECT id FROM t ORDER BY id');
+    expect(rows.rows.map((r) => r.id)).toEqual([1, 4, 5]);
+  });
+
+  it('no pipelined write goes out while a transaction of several messages is open', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const tx = db.transaction(async (c) => {
+      await c.query('SELECT 1');
+      await gate;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(db.writePipelined!([{ text: 'SELECT 1' }], undefined)).toBeUndefined();
+    release();
+    await tx;
+    expect((await db.writePipelined!([{ text: 'SELECT 1' }], undefined)!.result)[0].rowCount).toBe(1);
   });
 
   it('a transaction that fails rolls back, and statements after it still run', async () => {

@@ -17,6 +17,7 @@ import {
   StoreError,
   type StoreOptions,
   type UnitInput,
+  type WriteLink,
 } from '../../src/store/store.ts';
 
 export type AuditTamper =
@@ -1257,6 +1258,64 @@ export function storeContract(
           },
         );
         expect((await store.verifyAudit()).ok).toBe(true);
+      });
+
+      it('`afterLink`: behind a transaction that fails, the next writes nothing; behind one that held, it commits', async () => {
+        if (!store.checksAfter) throw new Error('SQL stores check `after` themselves');
+        const client = target.sqlClient!(store);
+        // A deferred write first, so that the audit head is known and the writes below go
+        // out alone (the only ones that may be pipelined).
+        await store.transaction((tx) => tx.appendAudit({ actor, action: 'w', subject: 'x' }).then(() => {}), {
+          defer: true,
+        });
+        const u0 = await store.upsertUnit(unitFixture('FE-04'));
+        await store.upsertUnit(unitFixture('FE-04', { status: 'off_duty' })); // u0 is stale now
+        const before = await store.lastMessageSeq('consoles');
+        const pair = async (failFirst: boolean) => {
+          const link1: WriteLink = {};
+          const link2: WriteLink = {};
+          const first = store.transaction(
+            async (tx) => {
+              if (failFirst)
+                await tx.upsertUnit(unitFixture('FE-04', { status: 'offered' }), { current: u0 });
+              await tx.pushMessage('consoles', 'first', {});
+              await tx.appendAudit({ actor, action: 'first', subject: 'FE-04' });
+            },
+            { defer: true, writeBehind: true, link: link1 },
+          );
+          // The second starts once the first's write is out and before its answer came.
+          for (let i = 0; i < 50 && link1.answered !== false; i++) await Promise.resolve();
+          const second = store.transaction(
+            async (tx) => {
+              await tx.pushMessage('consoles', 'second', {});
+              await tx.appendAudit({ actor, action: 'second', subject: 'FE-04' });
+            },
+            {
+              defer: true,
+              writeBehind: true,
+              link: link2,
+              after: first.then(
+                () => true,
+                () => false,
+              ),
+              afterLink: link1,
+            },
+          );
+          const out = await Promise.allSettled([first, second]);
+          // Where the client pipelines, the second went out while the first was in flight.
+          if (client.writePipelined) expect(link2.ticket).toBeDefined();
+          return out.map((r) => r.status);
+        };
+        expect(await pair(true)).toEqual(['rejected', 'rejected']);
+        expect(await store.lastMessageSeq('consoles')).toBe(before);
+        expect(await pair(false)).toEqual(['fulfilled', 'fulfilled']);
+        const msgs = await store.messagesSince('consoles', before);
+        expect(msgs.map((m) => [m.event, m.seq])).toEqual([
+          ['first', before + 1],
+          ['second', before + 2],
+        ]);
+        const v = await store.verifyAudit();
+        expect(v.ok).toBe(true);
       });
 
       it('write-behind: a second active assignment for a unit fails the transaction at commit', async () => {

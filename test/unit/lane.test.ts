@@ -14,7 +14,7 @@ interface TestFlight extends Flight {
  * A lane over a runner that logs what happens. Each commit settles a moment after its work;
  * `fails(names)` makes the first commit of a batch of those tasks fail.
  */
-function scripted(maxBatch: number, fails: (names: number[]) => boolean = () => false) {
+function scripted(maxBatch: number, fails: (names: number[]) => boolean = () => false, depth = 2) {
   const log: string[] = [];
   const order: number[] = [];
   const label = new WeakMap<LaneTask['fn'], number>();
@@ -36,20 +36,22 @@ function scripted(maxBatch: number, fails: (names: number[]) => boolean = () => 
       const commit = new Promise<boolean>((r) => setTimeout(() => r(!fail), 5));
       return { id, tasks, commit, overlappable: true };
     },
-    async settle(f, next) {
+    async settle(f, later) {
       const ok = await f.commit;
       inFlight--;
-      log.push(`settle ${f.id} ${ok ? 'ok' : 'failed'}${next ? ` (next ${next.id})` : ''}`);
+      log.push(
+        `settle ${f.id} ${ok ? 'ok' : 'failed'}${later.length ? ` (next ${later.map((n) => n.id)})` : ''}`,
+      );
       if (ok) return true;
-      if (next) {
-        await next.commit;
+      for (const n of later) {
+        await n.commit;
         inFlight--;
       }
       for (const t of f.tasks) t.outcome = { ok: false, error: new Error(`batch ${f.id} failed`) };
-      return next === undefined;
+      return later.length === 0;
     },
   };
-  const lane = new BatchLane<TestFlight>(runner, maxBatch);
+  const lane = new BatchLane<TestFlight>(runner, maxBatch, depth);
   const run = (name: number) => {
     const fn = async () => {
       order.push(name);
@@ -101,7 +103,66 @@ describe('BatchLane', () => {
     expect(s.lane.size).toBe(0);
   });
 
-  it('tasks that arrive while a commit is in flight wait for it unless they were already waiting', async () => {
+  it('with three alive, a failed commit undoes both batches over it; they run again in order', async () => {
+    const s = scripted(2, (names) => names.includes(2), 3);
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6, 7].map(s.run));
+    expect(results.map((r) => r.status)).toEqual([
+      'rejected',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect(s.log).toEqual([
+      'work 1 [1,2]',
+      'work 2 [3,4] over 1',
+      'work 3 [5,6] over 2',
+      'settle 1 failed (next 2,3)',
+      'work 4 [3,4]',
+      'work 5 [5,6] over 4',
+      'work 6 [7] over 5',
+      'settle 4 ok (next 5,6)',
+      'settle 5 ok (next 6)',
+      'settle 6 ok',
+    ]);
+    expect(s.order).toEqual([1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]);
+    expect(s.maxInFlight()).toBe(3);
+    expect(s.lane.size).toBe(0);
+  });
+
+  it('a task arriving while a commit is in flight starts the next batch over it at once', async () => {
+    const log: string[] = [];
+    let answer!: (ok: boolean) => void;
+    const lane = new BatchLane<Flight & { n: number }>({
+      async work(tasks, prev) {
+        const n = log.filter((l) => l.startsWith('work')).length + 1;
+        log.push(`work ${n}${prev ? ' over' : ''}`);
+        for (const t of tasks) t.outcome = { ok: true, value: await t.fn() };
+        // Batch 1's commit answers only when told; the others at once.
+        const committed = n === 1 ? new Promise<boolean>((r) => (answer = r)) : Promise.resolve(true);
+        return { n, overlappable: true, committed };
+      },
+      async settle(f) {
+        await f.committed;
+        log.push(`settle ${f.n}`);
+        return true;
+      },
+    });
+    const first = lane.run(async () => 1);
+    await new Promise((r) => setTimeout(r, 1));
+    const second = lane.run(async () => 2);
+    await new Promise((r) => setTimeout(r, 1));
+    // Batch 2 worked while batch 1's commit was in flight.
+    expect(log).toEqual(['work 1', 'work 2 over']);
+    answer(true);
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    await lane.drain();
+    expect(log).toEqual(['work 1', 'work 2 over', 'settle 1', 'settle 2']);
+  });
+
+  it('without a commit promise to race, tasks arriving while a commit is in flight wait for it', async () => {
     const s = scripted(10);
     const first = s.run(1);
     // Arrives during batch 1's commit (no task was waiting when its work ended).
@@ -120,8 +181,8 @@ describe('BatchLane', () => {
           for (const t of tasks) t.outcome = { ok: true, value: await t.fn() };
           return { n: tasks.length, overlappable: false };
         },
-        async settle(f, next) {
-          log.push(`settle ${f.n}${next ? ' with next' : ''}`);
+        async settle(f, later) {
+          log.push(`settle ${f.n}${later.length ? ' with next' : ''}`);
           return true;
         },
       },
@@ -158,6 +219,7 @@ describe('BatchLane', () => {
     expect(log).toEqual(['first']);
     release();
     await second;
+    await lane.drain();
     expect(log).toEqual(['first', 'settle', 'second', 'settle']);
   });
 
