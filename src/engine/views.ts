@@ -4,10 +4,11 @@
 import type { CatalogIndex } from '../core/catalog.ts';
 import type { UnitStatus } from '../core/types.ts';
 import type { AssignmentView, IncidentView, UnitView } from '../shared/events.ts';
+import { isoTime } from '../shared/iso-time.ts';
 import type { AssignmentRecord, IncidentRecord, StoredEvent, UnitRecord } from '../store/store.ts';
 import type { IncidentDetailView } from './api.ts';
 
-export const iso = (epochS: number): string => new Date(Math.round(epochS * 1000)).toISOString();
+export const iso = isoTime;
 
 export function incidentView(
   rec: IncidentRecord,

@@ -6,6 +6,7 @@
 // truncating the tail is caught against the recorded chain head.
 
 import { createHash, createHmac } from 'node:crypto';
+import { isoTime } from '../shared/iso-time.ts';
 
 /** prev_hash of the first row. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -154,6 +155,7 @@ function copyJson(v: unknown, depth: number): unknown {
 
 /** Normalises a timestamp to the ISO string that is hashed (millisecond precision, UTC). */
 export function auditTime(at: Date | string | number): string {
+  if (typeof at === 'number' && Number.isFinite(at)) return isoTime(at);
   const d = at instanceof Date ? at : typeof at === 'number' ? new Date(Math.round(at * 1000)) : new Date(at);
   if (Number.isNaN(d.getTime())) throw new RangeError(`auditTime: invalid time ${String(at)}`);
   return d.toISOString();

@@ -5,6 +5,7 @@
 // writes go out in two statements at the end, guarded by the versions the caller saw, so a
 // copy that was stale makes the whole transaction fail instead of overwriting.
 
+import { isoTime } from '../shared/iso-time.ts';
 import type { AuditRow } from './audit-chain.ts';
 import type {
   AssignmentRecord,
@@ -130,7 +131,7 @@ export interface Mark {
 }
 
 const isoOf = (s: number | undefined | null): string | null =>
-  s === undefined || s === null ? null : new Date(Math.round(s * 1000)).toISOString();
+  s === undefined || s === null ? null : isoTime(s);
 
 /** Assignment columns as jsonb_to_recordset reads them. */
 export function assignmentRow(a: AssignmentRecord): Row {

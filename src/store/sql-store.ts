@@ -5,6 +5,7 @@
 // NOTHING, SELECT … FOR UPDATE) so that a StoreError leaves a transaction usable.
 
 import type { IncidentStatus, LonLat, Priority, UnitStatus } from '../core/types.ts';
+import { isoTime } from '../shared/iso-time.ts';
 import { type AuditRow, auditTime, ChainVerifier, jsonNormalise, nextAuditRow } from './audit-chain.ts';
 import {
   applyAssignmentPatch,
@@ -87,7 +88,7 @@ type Row = Record<string, unknown>;
 
 // ---------------------------------------------------------------- value mapping
 
-const iso = (s: EpochS): string => new Date(Math.round(s * 1000)).toISOString();
+const iso = isoTime;
 const isoOrNull = (s: EpochS | null | undefined): string | null =>
   s === undefined || s === null ? null : iso(s);
 const json = (v: unknown): string => JSON.stringify(v ?? null);
