@@ -100,6 +100,7 @@ const outcomes = new Map();
 
 async function handle(msg) {
   if (msg.ifOk !== undefined && outcomes.get(msg.ifOk) !== true) {
+    // The code is SKIPPED_WRITE of sql-client.ts (this file cannot import TypeScript).
     parentPort.postMessage({
       id: msg.id,
       error: { message: `pipelined write skipped: write ${msg.ifOk} before it did not hold`, code: 'DSKIP' },
