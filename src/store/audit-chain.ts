@@ -155,9 +155,13 @@ function copyJson(v: unknown, depth: number): unknown {
 
 /** Normalises a timestamp to the ISO string that is hashed (millisecond precision, UTC). */
 export function auditTime(at: Date | string | number): string {
-  if (typeof at === 'number' && Number.isFinite(at)) return isoTime(at);
-  const d = at instanceof Date ? at : typeof at === 'number' ? new Date(Math.round(at * 1000)) : new Date(at);
-  if (Number.isNaN(d.getTime())) throw new RangeError(`auditTime: invalid time ${String(at)}`);
+  const bad = () => new RangeError(`auditTime: invalid time ${String(at)}`);
+  if (typeof at === 'number') {
+    if (!Number.isFinite(at)) throw bad();
+    return isoTime(at);
+  }
+  const d = at instanceof Date ? at : new Date(at);
+  if (Number.isNaN(d.getTime())) throw bad();
   return d.toISOString();
 }
 

@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ReviewKind } from '../kpi/review-rules.ts';
-import { isoTime } from '../shared/iso-time.ts';
+import { isoTime as iso } from '../shared/iso-time.ts';
 import {
   clampListLimit,
   type DeliveryFilter,
@@ -23,7 +23,6 @@ import { type EpochS, type JsonObject, type Store, StoreError } from './store.ts
 
 type Row = Record<string, unknown>;
 
-const iso = isoTime;
 function epoch(v: unknown): EpochS {
   if (v instanceof Date) return v.getTime() / 1000;
   if (typeof v === 'string' || typeof v === 'number') return new Date(v).getTime() / 1000;

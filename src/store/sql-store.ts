@@ -5,7 +5,7 @@
 // NOTHING, SELECT … FOR UPDATE) so that a StoreError leaves a transaction usable.
 
 import type { IncidentStatus, LonLat, Priority, UnitStatus } from '../core/types.ts';
-import { isoTime } from '../shared/iso-time.ts';
+import { isoTime as iso } from '../shared/iso-time.ts';
 import { type AuditRow, auditTime, ChainVerifier, jsonNormalise, nextAuditRow } from './audit-chain.ts';
 import {
   applyAssignmentPatch,
@@ -88,7 +88,6 @@ type Row = Record<string, unknown>;
 
 // ---------------------------------------------------------------- value mapping
 
-const iso = isoTime;
 const isoOrNull = (s: EpochS | null | undefined): string | null =>
   s === undefined || s === null ? null : iso(s);
 const json = (v: unknown): string => JSON.stringify(v ?? null);
@@ -1193,17 +1192,13 @@ export class SqlStore implements Store {
       where.push(`id > $${params.length}::bigint`);
     }
     params.push(clampLimit(filter.limit, 1000, 100_000));
-    const select = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`;
-    if (this.kind === 'pglite') {
-      // One JSON text, as loadSnapshot: PGlite decodes rows in its thread, where a read holds
-      // up the engine's commits; 500 events took 6–8 ms as rows, 3.5 ms as one text.
-      const [{ j }] = await this.q<{ j: string }>(
-        `SELECT coalesce(json_agg(e ORDER BY e.id), '[]')::text AS j FROM (${select}) e`,
+    return (
+      await this.rowsOf(
+        `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`,
         params,
-      );
-      return (JSON.parse(j) as Row[]).map(toEvent);
-    }
-    return (await this.q(select, params)).map(toEvent);
+        'r.id',
+      )
+    ).map(toEvent);
   }
 
   // ------------------------------------------------------------ outbox
@@ -1478,24 +1473,31 @@ export class SqlStore implements Store {
 
   // ------------------------------------------------------------ recovery
 
+  /**
+   * A read's rows; on PGlite as one JSON text (aggregated in `order`, the read's own order over
+   * its alias r). PGlite decodes rows one by one in WASM, on the thread that also runs the
+   * engine's commits: 10,000 open incidents took 360 ms as rows at a restart, 150 ms as text;
+   * 500 events 6–8 ms, 3.5 ms. PostgreSQL's rows are faster as rows.
+   */
+  private async rowsOf(select: string, params: unknown[], order: string): Promise<Row[]> {
+    if (this.kind !== 'pglite') return this.q(select, params);
+    const [{ j }] = await this.q<{ j: string }>(
+      `SELECT coalesce(json_agg(r ORDER BY ${order}), '[]')::text AS j FROM (${select}) r`,
+      params,
+    );
+    return JSON.parse(j) as Row[];
+  }
+
   async loadSnapshot(): Promise<Snapshot> {
     await this.sync();
     return this.snapshotRead(async (s) => {
       const units = (await s.q('SELECT * FROM units ORDER BY id COLLATE "C"')).map(toUnit);
-      // PGlite: one JSON text instead of thousands of rows. After a crash under load there are
-      // ten thousand open incidents; decoding them row by row in WASM and copying them to this
-      // thread took 360 ms of the restart, the text 150 ms. (PostgreSQL's rows are faster.)
-      const open = `FROM incidents i WHERE i.status NOT IN ${FINAL_SQL}`;
-      const order = 'ORDER BY i.reported_at, i.id COLLATE "C"';
-      let incRows: Row[];
-      if (this.kind === 'pglite') {
-        const [{ j }] = await s.q<{ j: string }>(
-          `SELECT coalesce(json_agg(i ${order}), '[]')::text AS j ${open}`,
-        );
-        incRows = JSON.parse(j) as Row[];
-      } else {
-        incRows = await s.q(`SELECT * ${open} ${order}`);
-      }
+      // After a crash under load there are ten thousand open incidents (rowsOf).
+      const incRows = await s.rowsOf(
+        `SELECT * FROM incidents WHERE status NOT IN ${FINAL_SQL} ORDER BY reported_at, id COLLATE "C"`,
+        [],
+        'r.reported_at, r.id COLLATE "C"',
+      );
       const activeAssignments = (
         await s.q(
           `SELECT * FROM assignments WHERE status IN ${ACTIVE_SQL} ORDER BY offered_at, id COLLATE "C"`,
