@@ -1,5 +1,5 @@
 // `npm run bench:live [-- --mode embedded|services|both] [--units 1000] [--rate R[,R…]] [--duration 20]
-//                      [--warmup 3] [--seed 1] [--no-baseline] [--json]`
+//                      [--warmup 3] [--step] [--seed 1] [--no-baseline] [--json]`
 //
 // Load on the live engine as clients see it. Per mode, `dispatch serve` runs in a child process
 // on a free port (embedded: PGlite in a temp dir + in-process queue, default 200 incidents/s;
@@ -10,9 +10,10 @@
 //   2. connects one socket.io client per unit (unit token), which answers every offer like
 //      the field app, at once: ack accept → location (at the incident) → on_scene →
 //      available, so units stay free;
-//   3. posts incidents (POST /v1/incidents, dispatcher token, Idempotency-Key) open-loop at a
-//      fixed rate — requests go out on schedule whatever the answers — for warmup + duration
-//      seconds. Single-unit types, at grid points ≥ 110 m apart per type, so the engine's
+//   3. posts incidents (POST /v1/incidents, dispatcher token, Idempotency-Key) open-loop on a
+//      fixed schedule — requests go out on time whatever the answers: during the warm-up the
+//      rate climbs linearly from 0 (with --step: the whole rate from the first second), then
+//      holds for the duration. Single-unit types, at grid points ≥ 110 m apart per type, so the engine's
 //      duplicate merging (same type within 100 m and 300 s) never folds two posts into one;
 //   4. measures, for posts sent after the warmup, the time from sending the POST to the
 //      `assignment:offer` for that incident arriving at a unit socket (matched by the incident
@@ -68,6 +69,8 @@ interface Options {
   rates?: number[];
   durationS: number;
   warmupS: number;
+  /** The warm-up ramps the rate up from 0 (default); false: the whole rate from the start. */
+  ramp: boolean;
   seed: number;
   baseline: boolean;
   json: boolean;
@@ -477,10 +480,27 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
   });
 
   const next = incidentStream(opts.seed);
-  const total = Math.round((opts.warmupS + opts.durationS) * rate);
+  // Warm-up: the rate climbs linearly from 0 (a ramp, as k6's ramping stages), or starts whole
+  // (--step). A cold engine hit at once with 300/s ran its first seconds in unoptimised code
+  // and built a backlog of hundreds of changes before the window opened; in services mode
+  // that took ~10 s to clear, or did not clear at all. The window measures the steady rate.
+  const warmMs = opts.warmupS * 1000;
+  const rampPosts = opts.ramp ? Math.floor((rate * opts.warmupS) / 2) : 0;
+  const total = opts.ramp
+    ? rampPosts + Math.round(opts.durationS * rate)
+    : Math.round((opts.warmupS + opts.durationS) * rate);
+  /** When post k is due, ms after t0. */
+  const dueMs = (k: number) => {
+    if (!opts.ramp) return (k * 1000) / rate;
+    // Posts due by t (ms) on the ramp: rate·t²/(2·warmMs), solved for t.
+    if (k < rampPosts) return Math.sqrt((2 * warmMs * k * 1000) / rate);
+    return warmMs + ((k - rampPosts) * 1000) / rate;
+  };
   const lag = monitorEventLoopDelay({ resolution: 10 });
   const before = loadavg().map((x) => round(x, 2));
-  log(`${target.name}: ${rate}/s for ${opts.warmupS} s warm-up + ${opts.durationS} s`);
+  log(
+    `${target.name}: ${rate}/s for ${opts.warmupS} s warm-up (${opts.ramp ? 'ramp' : 'step'}) + ${opts.durationS} s`,
+  );
   lag.enable();
   const t0 = performance.now() + 50;
   windowStart = t0 + opts.warmupS * 1000;
@@ -525,7 +545,7 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
       cpu0 = target.cpuMs() ?? Number.NaN;
       lane0 = laneCounters(target.url);
     }
-    while (k < total && t0 + (k * 1000) / rate <= now) fire(k++);
+    while (k < total && t0 + dueMs(k) <= now) fire(k++);
     await sleep(1);
   }
   const cpu1 = target.cpuMs();
@@ -633,6 +653,7 @@ function parseOptions(argv: string[]): Options {
       warmup: { type: 'string', default: '3' },
       seed: { type: 'string', default: '1' },
       'no-baseline': { type: 'boolean', default: false },
+      step: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -651,6 +672,7 @@ function parseOptions(argv: string[]): Options {
       : {}),
     durationS: num(values.duration, 'duration', 1),
     warmupS: num(values.warmup, 'warmup', 0),
+    ramp: !values.step,
     seed: Math.round(num(values.seed, 'seed', 0)),
     baseline: !values['no-baseline'],
     json: Boolean(values.json),
@@ -714,6 +736,7 @@ async function main(): Promise<void> {
     units: opts.units,
     durationS: opts.durationS,
     warmupS: opts.warmupS,
+    ramp: opts.ramp,
     seed: opts.seed,
     cpus: cpus().length,
     node: process.version,
@@ -722,7 +745,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...meta, results }, null, 2)}\n`);
   } else {
     process.stdout.write(
-      `bench:live — ${opts.units} socket.io units, ${opts.warmupS} s warm-up + ${opts.durationS} s, seed ${opts.seed}, ${meta.cpus} CPUs, Node ${meta.node}\n` +
+      `bench:live — ${opts.units} socket.io units, ${opts.warmupS} s warm-up (${opts.ramp ? 'rate ramped up from 0' : 'whole rate at once'}) + ${opts.durationS} s, seed ${opts.seed}, ${meta.cpus} CPUs, Node ${meta.node}\n` +
         "offer = POST sent → assignment:offer received at a unit socket (this process's clock); load avg = 1-min before→after\n\n" +
         `${table(results)}\n`,
     );
