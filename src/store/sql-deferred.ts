@@ -25,6 +25,15 @@ export interface Guarded<R> {
   expect: number;
 }
 
+/**
+ * An assignment written over: `explanation` when a change of this batch set its explanation.
+ * Otherwise the stored one is kept and not sent again: it is written with the offer and never
+ * changes after, and it was the largest part of the rows sent back at every status change.
+ */
+export interface GuardedAssignment extends Guarded<AssignmentRecord> {
+  explanation: boolean;
+}
+
 export class Deferred {
   readonly events: { row: Row; rec: StoredEvent }[] = [];
   readonly outbox: { row: Row; rec: OutboxRecord }[] = [];
@@ -32,7 +41,7 @@ export class Deferred {
   readonly messages: { rec: MessageRecord; iso: string }[] = [];
   units = new Map<string, Guarded<UnitRecord>>();
   incidents = new Map<string, Guarded<IncidentRecord>>();
-  assignments = new Map<string, Guarded<AssignmentRecord>>();
+  assignments = new Map<string, GuardedAssignment>();
   /** Assignments created in this transaction (their final state is inserted). */
   newAssignments = new Map<string, AssignmentRecord>();
   /** Incidents created in this transaction, with their idempotency fingerprint. */
@@ -111,13 +120,18 @@ export class Deferred {
     this.incidents.set(rec.id, { rec, expect: prev ? prev.expect : from });
   }
 
-  putAssignment(rec: AssignmentRecord, from: number): void {
+  /** `explanation`: this write set the explanation (see GuardedAssignment). */
+  putAssignment(rec: AssignmentRecord, from: number, explanation: boolean): void {
     if (this.newAssignments.has(rec.id)) {
       this.newAssignments.set(rec.id, rec);
       return;
     }
     const prev = this.assignments.get(rec.id);
-    this.assignments.set(rec.id, { rec, expect: prev ? prev.expect : from });
+    this.assignments.set(rec.id, {
+      rec,
+      expect: prev ? prev.expect : from,
+      explanation: explanation || prev?.explanation === true,
+    });
   }
 }
 
@@ -125,7 +139,7 @@ export interface Mark {
   lengths: number[];
   units: Map<string, Guarded<UnitRecord>>;
   incidents: Map<string, Guarded<IncidentRecord>>;
-  assignments: Map<string, Guarded<AssignmentRecord>>;
+  assignments: Map<string, GuardedAssignment>;
   newAssignments: Map<string, AssignmentRecord>;
   newIncidents: Map<string, { rec: IncidentRecord; fingerprint: string | null }>;
 }

@@ -12,6 +12,7 @@ import {
   ASSIGNMENT_COLUMNS,
   assignmentRow,
   type Guarded,
+  type GuardedAssignment,
   INCIDENT_COLUMNS,
   incidentRow,
   NEW_INCIDENT_COLUMNS,
@@ -37,7 +38,7 @@ export interface FlushParts {
   units: Guarded<UnitRecord>[];
   incidents: Guarded<IncidentRecord>[];
   newIncidents: { rec: IncidentRecord; fingerprint: string | null }[];
-  moved: Guarded<AssignmentRecord>[];
+  moved: GuardedAssignment[];
   created: AssignmentRecord[];
 }
 
@@ -48,12 +49,22 @@ export interface FlushStatement {
 
 const ids = (xs: { id: string }[]) => JSON.stringify(xs.map((x) => x.id));
 
-/** The moved assignments as the guarded update reads them: their rows and expected versions. */
-const movedJson = (moved: Guarded<AssignmentRecord>[]) =>
-  JSON.stringify(moved.map((g) => ({ ...assignmentRow(g.rec), expect: g.expect })));
+/**
+ * The moved assignments as the guarded update reads them: their rows and expected versions,
+ * the explanation only where the batch set it (null keeps the stored one: GuardedAssignment).
+ */
+export const movedJson = (moved: GuardedAssignment[]) =>
+  JSON.stringify(
+    moved.map((g) => {
+      const row = assignmentRow(g.rec);
+      if (!g.explanation) row.explanation = null;
+      row.expect = g.expect;
+      return row;
+    }),
+  );
 
 /** Assignments that end or move, alone: before a new assignment of the same unit is inserted. */
-export function movedStatement(moved: Guarded<AssignmentRecord>[]): FlushStatement {
+export function movedStatement(moved: GuardedAssignment[]): FlushStatement {
   // One text, built once (as mainStatement's shapes).
   movedSql ??= `WITH am AS (${movedCte('$1', '$2')})
       SELECT CASE WHEN (SELECT count(*) FROM am) <> $3::bigint
@@ -68,7 +79,7 @@ let movedSql: string | undefined;
 function movedCte(rows: string, idList: string): string {
   return `UPDATE assignments a SET status = t.status, ack_deadline = t.ack_deadline, accepted_at = t.accepted_at,
       en_route_at = t.en_route_at, on_scene_at = t.on_scene_at, ended_at = t.ended_at, eta_s = t.eta_s,
-      reason = t.reason, explanation = t.explanation, payload = t.payload, version = t.version,
+      reason = t.reason, explanation = coalesce(t.explanation, a.explanation), payload = t.payload, version = t.version,
       updated_at = t.updated_at
     FROM jsonb_to_recordset(${rows}::text::jsonb) AS t(${ASSIGNMENT_COLUMNS}, expect integer)
     WHERE a.id = ANY(ARRAY(SELECT jsonb_array_elements_text(${idList}::text::jsonb)))

@@ -1019,7 +1019,7 @@ export class SqlStore implements Store {
         next = undefined; // judged on the stored row below
       }
       if (next) {
-        d.putAssignment(next, wb.version);
+        d.putAssignment(next, wb.version, patch.explanation !== undefined);
         await this.side(assignmentUpdatedWrites(next, wb.status, opts, at));
         return structuredClone(next);
       }

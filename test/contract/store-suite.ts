@@ -1162,6 +1162,49 @@ export function storeContract(
       expect((await store.verifyAudit()).ok).toBe(true);
     });
 
+    it('write-behind: an assignment keeps its explanation unless a change of the batch sets one', async () => {
+      await store.upsertUnit(unitFixture('FE-02'));
+      const { incident } = await store.createIncident(incidentFixture({ id: 'I-WB-X' }), { actor });
+      const first = { summary: 'FE-02: nearest', alternatives: [{ unitId: 'FE-09', etaS: 300 }] };
+      const a0 = await store.createAssignment(
+        {
+          id: 'A-WB-X',
+          incidentId: incident.id,
+          unitId: 'FE-02',
+          capability: 'fire-engine',
+          offeredAt: T0,
+          ackDeadline: T0 + 30,
+          etaS: 240,
+          explanation: first as never,
+        },
+        { actor },
+      );
+      const wb = { defer: true, writeBehind: true } as const;
+      // Status changes only: the stored explanation stays.
+      const a1 = await store.transaction(
+        (tx) => tx.updateAssignment(a0.id, { status: 'accepted' }, { actor, expect: 'offered', current: a0 }),
+        wb,
+      );
+      expect(await store.getAssignment(a0.id)).toEqual(a1);
+      expect(a1.explanation).toEqual(first);
+      // A batch that sets it, then changes the status again: the new one is stored.
+      const second = { summary: 'FE-02: re-explained' };
+      const a3 = await store.transaction(async (tx) => {
+        const a2 = await tx.updateAssignment(a0.id, { explanation: second as never }, { actor, current: a1 });
+        return tx.updateAssignment(a0.id, { status: 'en_route' }, { actor, expect: 'accepted', current: a2 });
+      }, wb);
+      expect(a3.explanation).toEqual(second);
+      expect(await store.getAssignment(a0.id)).toEqual(a3);
+      // And a later status change keeps that one.
+      const a4 = await store.transaction(
+        (tx) =>
+          tx.updateAssignment(a0.id, { status: 'on_scene' }, { actor, expect: 'en_route', current: a3 }),
+        wb,
+      );
+      expect(await store.getAssignment(a0.id)).toEqual(a4);
+      expect(a4.explanation).toEqual(second);
+    });
+
     it('deferred transaction: a savepoint that throws leaves none of its rows', async () => {
       await store.upsertUnit(unitFixture('FE-02'));
       await store.transaction(

@@ -2,7 +2,8 @@
 // send is checked end to end by the store contract (test/contract/store-suite.ts).
 
 import { describe, expect, it, vi } from 'vitest';
-import { mainStatement, messagesJson } from '../../src/store/sql-flush.ts';
+import { mainStatement, messagesJson, movedJson } from '../../src/store/sql-flush.ts';
+import type { AssignmentRecord } from '../../src/store/store.ts';
 
 const AT = '2026-11-28T09:00:00.000Z';
 
@@ -42,5 +43,36 @@ describe('mainStatement', () => {
     expect(b.sql).toBe(a.sql); // the same string: no moved rows either way
     expect(a.params).toEqual([JSON.stringify([{ kind: 'a' }])]);
     expect(b.params).toEqual([JSON.stringify([{ kind: 'b' }, { kind: 'c' }])]);
+  });
+});
+
+describe('movedJson', () => {
+  it('sends an explanation only where the batch set it (null keeps the stored one)', () => {
+    const rec = (id: string) =>
+      ({
+        id,
+        incidentId: 'I-1',
+        unitId: 'U-1',
+        capability: 'police',
+        status: 'accepted',
+        offeredAt: 1_800_000_000,
+        etaS: 60,
+        crossesJurisdiction: false,
+        explanation: { summary: `why ${id}` },
+        payload: {},
+        version: 2,
+        updatedAt: 1_800_000_001,
+      }) as unknown as AssignmentRecord;
+    const rows = JSON.parse(
+      movedJson([
+        { rec: rec('A-1'), expect: 1, explanation: false },
+        { rec: rec('A-2'), expect: 1, explanation: true },
+      ]),
+    );
+    expect(rows.map((r: { explanation: unknown }) => r.explanation)).toEqual([null, { summary: 'why A-2' }]);
+    expect(rows.map((r: { expect: number; status: string }) => [r.expect, r.status])).toEqual([
+      [1, 'accepted'],
+      [1, 'accepted'],
+    ]);
   });
 });
