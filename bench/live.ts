@@ -13,8 +13,9 @@
 //   3. posts incidents (POST /v1/incidents, dispatcher token, Idempotency-Key) open-loop on a
 //      fixed schedule — requests go out on time whatever the answers: during the warm-up the
 //      rate climbs linearly from 0 (with --step: the whole rate from the first second), then
-//      holds for the duration. Single-unit types, at grid points ≥ 110 m apart per type, so the engine's
-//      duplicate merging (same type within 100 m and 300 s) never folds two posts into one;
+//      holds for the duration. Single-unit types, at grid points ≥ 110 m apart per type, so
+//      the engine's duplicate merging (same type within 100 m and 300 s) never folds two
+//      posts into one;
 //   4. measures, for posts sent after the warmup, the time from sending the POST to the
 //      `assignment:offer` for that incident arriving at a unit socket (matched by the incident
 //      id in the offer payload; both instants from performance.now() in this one process),
@@ -482,8 +483,9 @@ async function measure(target: Target, mode: Mode | '-', rate: number, opts: Opt
   const next = incidentStream(opts.seed);
   // Warm-up: the rate climbs linearly from 0 (a ramp, as k6's ramping stages), or starts whole
   // (--step). A cold engine hit at once with 300/s ran its first seconds in unoptimised code
-  // and built a backlog of hundreds of changes before the window opened; in services mode
-  // that took ~10 s to clear, or did not clear at all. The window measures the steady rate.
+  // and built a backlog of hundreds of changes; in services mode that took ~10 s to clear,
+  // most of it inside the window, or did not clear at all. The window is to measure the rate
+  // held, not the start.
   const warmMs = opts.warmupS * 1000;
   const rampPosts = opts.ramp ? Math.floor((rate * opts.warmupS) / 2) : 0;
   const total = opts.ramp
