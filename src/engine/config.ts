@@ -25,6 +25,14 @@ export interface EngineConfig {
    * turns it off when DATABASE_URL is set (DISPATCH_ENGINE_CONFIG may turn it back on).
    */
   overlapCommits: boolean;
+  /**
+   * An offer's acknowledgement deadline and a new incident's target timer go to the queue only
+   * once they are this old (default 0: at once). Most are cancelled long before: an offer is
+   * answered in tens of milliseconds, and arming and removing its timer cost two Redis scripts.
+   * Nothing is lost to a crash meanwhile: a starting engine's sweep re-arms every timer the
+   * store says is due. `dispatch serve` sets 2000.
+   */
+  timerArmDelayMs: number;
   /** Wall-clock budget of one optimiser call; past it the anytime solver returns its best (default 50 ms). */
   decideBudgetMs: number;
   /** A report of the same type within this distance of an open incident … (default 100 m) */
@@ -62,6 +70,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   decideDebounceMs: 2,
   decideInline: true,
   overlapCommits: true,
+  timerArmDelayMs: 0,
   decideBudgetMs: 50,
   duplicateRadiusM: 100,
   duplicateWindowS: 300,

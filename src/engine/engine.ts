@@ -237,6 +237,8 @@ export class Engine implements EngineApi {
   private readonly lastLocPublishMs = new Map<string, number>();
   private readonly lastLocPersist = new Map<string, number>();
   private readonly locTimers = new Map<string, NodeJS.Timeout>();
+  /** Timers waiting to be armed, by job id (armLater). */
+  private readonly lateArms = new Map<string, NodeJS.Timeout>();
   private readonly timerChains = new Map<string, Promise<void>>();
   /** Wall milliseconds of recent optimiser calls. */
   readonly solverMs: number[] = [];
@@ -370,6 +372,9 @@ export class Engine implements EngineApi {
     this.decisionQueued = false;
     for (const t of this.locTimers.values()) clearTimeout(t);
     this.locTimers.clear();
+    // Timers not yet armed: the next start's sweep arms them from the store.
+    for (const t of this.lateArms.values()) clearTimeout(t);
+    this.lateArms.clear();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     await this.lane.drain();
     this.state = 'stopped';
@@ -987,9 +992,30 @@ export class Engine implements EngineApi {
     return next;
   }
 
+  /**
+   * Arms a timer after config.timerArmDelayMs, unless disarmed before (or at once when it is
+   * due within twice that). A crash meanwhile loses nothing: the next start's sweep arms it.
+   */
+  private armLater(jobId: string, dueAt: number, arm: () => Promise<void>): Promise<void> {
+    const delay = this.config.timerArmDelayMs;
+    if (delay <= 0 || (dueAt - this.now()) * 1000 <= 2 * delay) return arm();
+    clearTimeout(this.lateArms.get(jobId));
+    const t = setTimeout(() => {
+      this.lateArms.delete(jobId);
+      if (this.running)
+        arm().catch((err) => this.log(`arming timer ${jobId} failed (the sweep retries)`, err));
+    }, delay);
+    t.unref?.();
+    this.lateArms.set(jobId, t);
+    return Promise.resolve();
+  }
+
   private armAck(a: AssignmentRecord): Promise<void> {
     if (a.ackDeadline === undefined || a.status !== 'offered') return Promise.resolve();
     const deadline = a.ackDeadline;
+    // A timer armed now replaces one waiting to be (the sweep arms at once).
+    clearTimeout(this.lateArms.get(ackJobId(a.id)));
+    this.lateArms.delete(ackJobId(a.id));
     return this.timerOp(ackJobId(a.id), () =>
       this.queue.add(
         QUEUES.timers,
@@ -1007,6 +1033,8 @@ export class Engine implements EngineApi {
   private armTarget(inc: IncidentRecord, jobId = targetJobId(inc.id)): Promise<void> {
     if (inc.targetAt === undefined) return Promise.resolve();
     const targetAt = inc.targetAt;
+    clearTimeout(this.lateArms.get(jobId));
+    this.lateArms.delete(jobId);
     return this.timerOp(jobId, () =>
       this.queue.add(
         QUEUES.timers,
@@ -1022,6 +1050,13 @@ export class Engine implements EngineApi {
   }
 
   private disarm(jobId: string): Promise<void> {
+    const later = this.lateArms.get(jobId);
+    if (later) {
+      // Never reached the queue: nothing to remove there.
+      clearTimeout(later);
+      this.lateArms.delete(jobId);
+      return Promise.resolve();
+    }
     return this.timerOp(jobId, () => this.queue.remove(QUEUES.timers, jobId)).catch((err) =>
       this.log(`removing timer ${jobId} failed`, err),
     );
@@ -1344,7 +1379,7 @@ export class Engine implements EngineApi {
         : undefined;
     });
     await this.syncIncident(w, inc.id);
-    w.after(() => this.armAck(rec));
+    w.after(() => this.armLater(ackJobId(rec.id), rec.ackDeadline ?? 0, () => this.armAck(rec)));
     return rec;
   }
 
@@ -1636,7 +1671,8 @@ export class Engine implements EngineApi {
                   this.intakeDone.delete(this.intakeDone.values().next().value!);
               }
               const inc = this.mirror.incidents.get(id);
-              if (inc && this.needsTargetTimer(inc)) return this.armTarget(inc);
+              if (inc && this.needsTargetTimer(inc))
+                return this.armLater(targetJobId(id), inc.targetAt!, () => this.armTarget(inc));
             });
             return { incident: this.incidentViewOf(r.incident), created: true };
           },

@@ -775,6 +775,72 @@ describe('recovery, workers, callbacks', () => {
     expect(await h.queue.depth('timers')).toBe(2);
   });
 
+  it('with timerArmDelayMs, a timer cancelled within the delay never reaches the queue', async () => {
+    const h = await harness({ config: { timerArmDelayMs: 150 } });
+    const add = vi.spyOn(h.queue, 'add');
+    const remove = vi.spyOn(h.queue, 'remove');
+    const timers = () => add.mock.calls.filter((c) => c[0] === 'timers').map((c) => c[3]?.jobId);
+    const { incident, offer } = await burglaryOffered(h);
+    await quiet(h);
+    expect(timers()).toEqual([]);
+    // Answered and reached within the delay: no script to arm, none to remove.
+    await h.engine.acknowledge(offer.id, true, unit('P1'));
+    await h.engine.reportStatus('P1', 'en_route', unit('P1'), incident.id);
+    await h.engine.reportStatus('P1', 'on_scene', unit('P1'));
+    await sleep(300);
+    await quiet(h);
+    expect(timers()).toEqual([]);
+    expect(remove.mock.calls.filter((c) => c[0] === 'timers')).toEqual([]);
+    expect(await h.queue.depth('timers')).toBe(0);
+  });
+
+  it('with timerArmDelayMs, a timer still wanted after the delay is armed with its own deadline', async () => {
+    const h = await harness({ config: { timerArmDelayMs: 100 } });
+    const add = vi.spyOn(h.queue, 'add');
+    const { incident, offer } = await burglaryOffered(h);
+    await quiet(h);
+    expect(await h.queue.depth('timers')).toBe(0);
+    await sleep(250);
+    await quiet(h);
+    expect(await h.queue.depth('timers')).toBe(2);
+    const armed = add.mock.calls.filter((c) => c[0] === 'timers');
+    expect(armed.map((c) => c[3]?.jobId).sort()).toEqual([`ack:${offer.id}`, `target:${incident.id}`].sort());
+    // Due at the offer's deadline, not 100 ms later.
+    const ack = armed.find((c) => c[3]?.jobId === `ack:${offer.id}`)!;
+    expect(ack[2]).toMatchObject({
+      deadline: offer.ackDeadline ? Date.parse(offer.ackDeadline) / 1000 : NaN,
+    });
+    // Answered now: removed from the queue as before.
+    await h.engine.acknowledge(offer.id, true, unit('P1'));
+    await quiet(h);
+    expect(await h.queue.depth('timers')).toBe(1);
+  });
+
+  it('with timerArmDelayMs, the sweep arms at once, and a stopped engine leaves the rest to the next start', async () => {
+    const h = await harness({ config: { timerArmDelayMs: 10_000 } });
+    await burglaryOffered(h);
+    await quiet(h);
+    expect(await h.queue.depth('timers')).toBe(0);
+    await h.engine.sweep();
+    expect(await h.queue.depth('timers')).toBe(2);
+    // Another offer; the engine stops before its timers were armed, and they are dropped.
+    const add = vi.spyOn(h.queue, 'add');
+    const second = await h.engine.reportIncident(
+      { type: 'burglary-report', location: at(2.4) },
+      undefined,
+      DISPATCHER,
+    );
+    const offer2 = await offerFor(h, 'P2', second.incident.id);
+    await h.stop();
+    expect(add.mock.calls.filter((c) => c[0] === 'timers')).toEqual([]);
+    // The next engine on the same store arms all four at start (its queue is a new one).
+    const next = await harness({ db: h.db, config: { timerArmDelayMs: 10_000 } });
+    const nextAdd = vi.spyOn(next.queue, 'add');
+    await next.engine.sweep();
+    expect(await next.queue.depth('timers')).toBe(4);
+    expect(nextAdd.mock.calls.map((c) => c[3]?.jobId)).toContain(`ack:${offer2.id}`);
+  });
+
   it('throttles location updates: the mirror at once, consoles at most once per interval', async () => {
     const h = await harness({ config: { locationPublishMs: 200 } });
     const before = h.pub.for('consoles', 'unit:updated').length;

@@ -74,6 +74,12 @@ export const DEFAULT_DISTRICT = join(PACKAGE_ROOT, 'scenarios/demo.json');
 /** Where the console build puts its bundle; served at / when it exists. */
 export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist/console');
 
+/**
+ * EngineConfig.timerArmDelayMs: offers are answered within milliseconds and deadlines are 30 s
+ * and more, so most timers are cancelled before they would reach the queue.
+ */
+const TIMER_ARM_DELAY_MS = 2000;
+
 const USAGE = `usage: dispatch serve [--port 3000] [--host 127.0.0.1] [--config FILE] [--demo SCENARIO]
                       [--speed N] [--data-dir DIR] [--demo-once] [--demo-limit N]
 
@@ -229,7 +235,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeHandle> 
     onBatch: (b) => metrics.observeBatch(b),
     log: (msg, err) => log.error({ err }, msg),
     // Overlapping commits pays with PGlite in its thread, not with PostgreSQL (EngineConfig).
-    config: { overlapCommits: embedded, ...engineConfig },
+    config: { overlapCommits: embedded, timerArmDelayMs: TIMER_ARM_DELAY_MS, ...engineConfig },
   });
   const webhookSecret = resolveWebhookSecret({ dataDir, env });
   const followUp = new FollowUp({
