@@ -999,7 +999,7 @@ export class Engine implements EngineApi {
   private armLater(jobId: string, dueAt: number, arm: () => Promise<void>): Promise<void> {
     const delay = this.config.timerArmDelayMs;
     if (delay <= 0 || (dueAt - this.now()) * 1000 <= 2 * delay) return arm();
-    clearTimeout(this.lateArms.get(jobId));
+    this.dropLateArm(jobId);
     const t = setTimeout(() => {
       this.lateArms.delete(jobId);
       if (this.running)
@@ -1010,12 +1010,20 @@ export class Engine implements EngineApi {
     return Promise.resolve();
   }
 
+  /** Cancels a timer waiting in armLater; true if there was one (it never reached the queue). */
+  private dropLateArm(jobId: string): boolean {
+    const t = this.lateArms.get(jobId);
+    if (!t) return false;
+    clearTimeout(t);
+    this.lateArms.delete(jobId);
+    return true;
+  }
+
   private armAck(a: AssignmentRecord): Promise<void> {
     if (a.ackDeadline === undefined || a.status !== 'offered') return Promise.resolve();
     const deadline = a.ackDeadline;
     // A timer armed now replaces one waiting to be (the sweep arms at once).
-    clearTimeout(this.lateArms.get(ackJobId(a.id)));
-    this.lateArms.delete(ackJobId(a.id));
+    this.dropLateArm(ackJobId(a.id));
     return this.timerOp(ackJobId(a.id), () =>
       this.queue.add(
         QUEUES.timers,
@@ -1033,8 +1041,7 @@ export class Engine implements EngineApi {
   private armTarget(inc: IncidentRecord, jobId = targetJobId(inc.id)): Promise<void> {
     if (inc.targetAt === undefined) return Promise.resolve();
     const targetAt = inc.targetAt;
-    clearTimeout(this.lateArms.get(jobId));
-    this.lateArms.delete(jobId);
+    this.dropLateArm(jobId);
     return this.timerOp(jobId, () =>
       this.queue.add(
         QUEUES.timers,
@@ -1050,13 +1057,8 @@ export class Engine implements EngineApi {
   }
 
   private disarm(jobId: string): Promise<void> {
-    const later = this.lateArms.get(jobId);
-    if (later) {
-      // Never reached the queue: nothing to remove there.
-      clearTimeout(later);
-      this.lateArms.delete(jobId);
-      return Promise.resolve();
-    }
+    // One that never reached the queue leaves nothing to remove there.
+    if (this.dropLateArm(jobId)) return Promise.resolve();
     return this.timerOp(jobId, () => this.queue.remove(QUEUES.timers, jobId)).catch((err) =>
       this.log(`removing timer ${jobId} failed`, err),
     );
