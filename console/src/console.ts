@@ -11,7 +11,13 @@
 
 import type { IncidentType, LonLat } from '../../src/core/types.ts';
 import type { IncidentDetailView } from '../../src/engine/api.ts';
-import type { AlertView, AssignmentView, IncidentView, UnitView } from '../../src/shared/events.ts';
+import {
+  type AlertView,
+  type AssignmentView,
+  type IncidentView,
+  mergeAssignment,
+  type UnitView,
+} from '../../src/shared/events.ts';
 import {
   $,
   Api,
@@ -212,7 +218,7 @@ class ConsoleApp {
   }
 
   private onAssignment(a: AssignmentView): void {
-    this.assignments.set(a.id, a);
+    this.assignments.set(a.id, mergeAssignment(this.assignments.get(a.id), a));
     if (a.incidentId === this.selectedId) this.refreshDetailSoon();
     this.scheduleRender();
   }

@@ -6,13 +6,14 @@
 
 import type { IncidentType, LonLat } from '../../src/core/types.ts';
 import type { IncidentDetailView } from '../../src/engine/api.ts';
-import type {
-  AssignmentView,
-  Envelope,
-  IncidentView,
-  OfferView,
-  StatusInput,
-  UnitView,
+import {
+  type AssignmentView,
+  type Envelope,
+  type IncidentView,
+  mergeAssignment,
+  type OfferView,
+  type StatusInput,
+  type UnitView,
 } from '../../src/shared/events.ts';
 import {
   $,
@@ -159,7 +160,7 @@ class UnitApp {
 
   private onAssignment(a: AssignmentView): void {
     const before = this.assignments.get(a.id);
-    this.assignments.set(a.id, a);
+    this.assignments.set(a.id, mergeAssignment(before, a));
     if (
       before?.status === 'offered' &&
       (a.status === 'timed_out' || a.status === 'cancelled' || a.status === 'preempted')

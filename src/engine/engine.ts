@@ -73,7 +73,7 @@ import { BatchLane, type Flight, type LaneTask } from './lane.ts';
 import { Mirror, unitStatusFor } from './mirror.ts';
 import { NonResponses } from './non-responses.ts';
 import type { Clock, JobQueue, Publisher, Recipient } from './ports.ts';
-import { assignmentView, incidentView, iso, timelineEntry, unitView } from './views.ts';
+import { assignmentChangeView, assignmentView, incidentView, iso, timelineEntry, unitView } from './views.ts';
 import { checkCallback } from './webhooks.ts';
 import { Work } from './work.ts';
 
@@ -835,7 +835,7 @@ export class Engine implements EngineApi {
           : trip,
       );
     }
-    w.push([CONSOLES, unitRoom(rec.unitId)], 'assignment:updated', () => assignmentView(rec));
+    w.push([CONSOLES, unitRoom(rec.unitId)], 'assignment:updated', () => assignmentChangeView(rec));
     // The deadline exists while the offer is open: removed once, as it is answered. (A remove
     // per later step cost a Redis script each; a deadline left behind by a failed remove fires
     // and finds the offer answered.)

@@ -55,6 +55,17 @@ export function assignmentView(a: AssignmentRecord): AssignmentView {
   return v;
 }
 
+/**
+ * An assignment as pushed with each later change (`assignment:updated`): without the
+ * explanation, which the offer carried and which never changes after. It was most of each
+ * such message's bytes, sent and logged twice (to the consoles and to the unit).
+ */
+export function assignmentChangeView(a: AssignmentRecord): AssignmentView {
+  const v = assignmentView(a);
+  delete v.explanation;
+  return v;
+}
+
 /** A unit as the core and the consoles see it: status and commitment follow its active assignment. */
 export function unitView(u: UnitRecord, status: UnitStatus, incidentId: string | undefined): UnitView {
   const v: UnitView = {

@@ -57,8 +57,19 @@ export interface AssignmentView {
   ackDeadline?: string;
   preemptedFrom?: string;
   crossesJurisdiction: boolean;
+  /**
+   * Why this unit: set with the offer and never changed after. Sent with `assignment:created`,
+   * `assignment:offer` and the HTTP reads; `assignment:updated` leaves it out, so a client
+   * keeps the one it has (mergeAssignment).
+   */
   explanation?: Explanation;
   reason?: string;
+}
+
+/** An `assignment:updated` applied to what a client holds: the explanation is kept. */
+export function mergeAssignment(before: AssignmentView | undefined, update: AssignmentView): AssignmentView {
+  if (update.explanation !== undefined || before?.explanation === undefined) return update;
+  return { ...update, explanation: before.explanation };
 }
 
 export interface UnitView {

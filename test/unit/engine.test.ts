@@ -360,6 +360,15 @@ describe('the closed loop', () => {
     await quiet(h);
     expectGapFree(h, 'consoles');
     expectGapFree(h, 'unit:P1');
+    // The explanation goes with the offer and assignment:created, not with each later step;
+    // the reads still give it.
+    const updates = h.pub.messages.filter((m) => m.event === 'assignment:updated');
+    expect(updates.map((m) => (m.envelope.data as AssignmentView).status)).toEqual(
+      expect.arrayContaining(['accepted', 'en_route', 'on_scene', 'cleared']),
+    );
+    for (const m of updates) expect(m.envelope.data).not.toHaveProperty('explanation');
+    expect(offer.explanation?.summary).toContain('P1');
+    expect(detail.assignments[0].explanation).toEqual(offer.explanation);
     const kpis = (await h.engine.kpis({}, DISPATCHER)) as LiveKpis;
     expect(kpis.incidents).toMatchObject({ total: 1, served: 1 });
     expect(kpis.byStatus).toEqual({ closed: 1 });
