@@ -38,6 +38,19 @@ export function incidentView(
 }
 
 export function assignmentView(a: AssignmentRecord): AssignmentView {
+  return assignmentFields(a, true);
+}
+
+/**
+ * An assignment as pushed with each later change (`assignment:updated`): without the
+ * explanation, which the offer carried and which never changes after. It was most of each
+ * such message's bytes, sent and logged twice (to the consoles and to the unit).
+ */
+export function assignmentChangeView(a: AssignmentRecord): AssignmentView {
+  return assignmentFields(a, false);
+}
+
+function assignmentFields(a: AssignmentRecord, withExplanation: boolean): AssignmentView {
   const v: AssignmentView = {
     id: a.id,
     incidentId: a.incidentId,
@@ -50,19 +63,8 @@ export function assignmentView(a: AssignmentRecord): AssignmentView {
   };
   if (a.ackDeadline !== undefined) v.ackDeadline = iso(a.ackDeadline);
   if (a.preemptedFrom !== undefined) v.preemptedFrom = a.preemptedFrom;
-  if (a.explanation !== undefined) v.explanation = a.explanation;
+  if (withExplanation && a.explanation !== undefined) v.explanation = a.explanation;
   if (a.reason !== undefined) v.reason = a.reason;
-  return v;
-}
-
-/**
- * An assignment as pushed with each later change (`assignment:updated`): without the
- * explanation, which the offer carried and which never changes after. It was most of each
- * such message's bytes, sent and logged twice (to the consoles and to the unit).
- */
-export function assignmentChangeView(a: AssignmentRecord): AssignmentView {
-  const v = assignmentView(a);
-  delete v.explanation;
   return v;
 }
 
