@@ -17,6 +17,11 @@ afterAll(async () => {
 });
 
 describe('PGlite worker-thread client', () => {
+  it('does not zero-fill new WAL segments (a commit crossing a segment end stalled on it)', async () => {
+    const r = await db.query<{ wal_init_zero: string }>('SHOW wal_init_zero');
+    expect(r.rows[0].wal_init_zero).toBe('off');
+  });
+
   it('runs statements sent together in the order sent', async () => {
     await db.query('DELETE FROM t');
     const writes = Array.from({ length: 50 }, (_, i) =>
