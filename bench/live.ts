@@ -144,6 +144,12 @@ interface LaneFigures {
   /** A batch's work on the event loop, and its commit wait, per task (ms). */
   workMsPerTask: number;
   commitMsPerTask: number;
+  /**
+   * Commits that took 20 ms or more (from the lane's commit histogram). Every task of such a
+   * batch, and every one queued behind it, waits that long: the p99 follows them. A periodic
+   * stall of the database showed here first (the WAL segment zero-fill, pglite-thread.mjs).
+   */
+  slowCommits: number;
 }
 
 interface LaneCounters {
@@ -153,6 +159,9 @@ interface LaneCounters {
   tasks: number;
   workS: number;
   commitS: number;
+  /** Commits under 20 ms (the histogram's le="0.02" bucket), and all of them. */
+  commitsFast: number;
+  commits: number;
 }
 
 /** The lane's counters on /metrics now; undefined when the target has none. */
@@ -168,6 +177,8 @@ async function laneCounters(url: string): Promise<LaneCounters | undefined> {
       tasks: read('lane_batch_tasks_sum'),
       workS: read('lane_work_seconds_sum'),
       commitS: read('lane_commit_seconds_sum'),
+      commitsFast: Number(/^\w*lane_commit_seconds_bucket\{le="0\.02"\} (\S+)$/m.exec(text)?.[1]),
+      commits: read('lane_commit_seconds_count'),
     };
     return Object.values(c).every(Number.isFinite) ? c : undefined;
   } catch {
@@ -183,6 +194,7 @@ function laneFigures(a: LaneCounters | undefined, b: LaneCounters | undefined): 
     tasksPerBatch: round(tasks / (b.batches - a.batches)),
     workMsPerTask: round(((b.workS - a.workS) * 1000) / tasks, 3),
     commitMsPerTask: round(((b.commitS - a.commitS) * 1000) / tasks, 3),
+    slowCommits: b.commits - b.commitsFast - (a.commits - a.commitsFast),
   };
 }
 
@@ -610,6 +622,7 @@ function table(results: Result[]): string {
     'tasks/batch',
     'work ms/task',
     'commit ms/task',
+    'commits ≥20 ms',
     'load avg',
   ];
   const ms = (x: number | null) => (x === null ? '-' : `${x} ms`);
@@ -636,6 +649,7 @@ function table(results: Result[]): string {
     r.lane ? String(r.lane.tasksPerBatch) : '-',
     r.lane ? String(r.lane.workMsPerTask) : '-',
     r.lane ? String(r.lane.commitMsPerTask) : '-',
+    r.lane ? String(r.lane.slowCommits) : '-',
     `${r.loadAvg.before[0]}→${r.loadAvg.after[0]}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
