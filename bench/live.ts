@@ -177,7 +177,7 @@ async function laneCounters(url: string): Promise<LaneCounters | undefined> {
       tasks: read('lane_batch_tasks_sum'),
       workS: read('lane_work_seconds_sum'),
       commitS: read('lane_commit_seconds_sum'),
-      commitsFast: Number(/^\w*lane_commit_seconds_bucket\{le="0\.02"\} (\S+)$/m.exec(text)?.[1]),
+      commitsFast: read('lane_commit_seconds_bucket\\{le="0\\.02"\\}'),
       commits: read('lane_commit_seconds_count'),
     };
     return Object.values(c).every(Number.isFinite) ? c : undefined;
